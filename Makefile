@@ -1,0 +1,40 @@
+# Every target sets up .venv on first use (python3 -m venv + pip install -e .[dev]).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# Jobs call plain `python`: the venv comes first on PATH, as if activated.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup demo test dry-run lint format clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## demo: run the embedded study end to end (results/embedded/)
+demo: $(STAMP)
+	$(BIN)/snakemake --profile profiles/local
+
+## test: run the test suite
+test: $(STAMP)
+	$(BIN)/pytest
+
+## dry-run: list the jobs the study would run
+dry-run: $(STAMP)
+	$(BIN)/snakemake --profile profiles/local -n
+
+## lint: Snakemake's linter and snakefmt's check
+lint: $(STAMP)
+	$(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile rules/
+
+format: $(STAMP)
+	$(BIN)/snakefmt Snakefile rules/
+
+clean:
+	rm -rf results/embedded .snakemake

@@ -1,0 +1,27 @@
+# Lambda selection on validation accuracy and Table I.
+
+
+rule table:
+    input:
+        metrics=[f"{RESULTS}/{run.path}/metrics.json" for run in RUNS],
+        teacher_accuracy=expand(
+            teacher_logits_file(ext="json"), pair=PAIRS, rho=RHOS, seed=SEEDS
+        ),
+    output:
+        csv=f"{RESULTS}/table1.csv",
+        markdown=f"{RESULTS}/table1.md",
+    params:
+        script=SCRIPTS / "make_table.py",
+    log:
+        log_path("table"),
+    benchmark:
+        benchmark_path("table")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../envs/study.yaml"
+    shell:
+        "python {params.script} --metrics {input.metrics} --teacher-accuracy {input.teacher_accuracy}"
+        " --csv {output.csv} --markdown {output.markdown} > {log} 2>&1"

@@ -1,0 +1,29 @@
+# Student training: one job per (pair, method, rho, lambda, seed).
+
+
+rule train_student:
+    input:
+        splits=splits_file(),
+        teacher_logits=teacher_logits_file(),
+    output:
+        metrics=f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/metrics.json",
+        checkpoint=f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/student.pt",
+    params:
+        config=lambda w: job_config("data", "training", "runtime", pair=w.pair, method=w.method),
+        script=SCRIPTS / "train_student.py",
+        out_dir=lambda w, output: Path(output.metrics).parent,
+    log:
+        log_path("train_student", "{pair}/{method}/rho{rho}_lam{lam}_seed{seed}"),
+    benchmark:
+        benchmark_path("train_student", "{pair}/{method}/rho{rho}_lam{lam}_seed{seed}")
+    threads: config["runtime"]["student_threads"]
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    conda:
+        "../envs/study.yaml"
+    shell:
+        "python {params.script} --config {params.config:q} --threads {threads}"
+        " --pair {wildcards.pair} --method {wildcards.method} --rho {wildcards.rho}"
+        " --lam {wildcards.lam} --seed {wildcards.seed} --splits {input.splits}"
+        " --teacher-logits {input.teacher_logits} --out-dir {params.out_dir} > {log} 2>&1"

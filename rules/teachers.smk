@@ -1,0 +1,53 @@
+# The teacher of each pair, and its subtask logits on every (rho, seed) split.
+
+
+rule train_teacher:
+    input:
+        teacher_set=rules.synthesize_data.output.teacher_set,
+        subtask_base=rules.synthesize_data.output.subtask_base,
+    output:
+        checkpoint=f"{RESULTS}/teachers/{{pair}}/teacher.pt",
+        metrics=f"{RESULTS}/teachers/{{pair}}/teacher_metrics.json",
+    params:
+        config=lambda w: job_config("data", "teacher_training", "runtime", pair=w.pair),
+        script=SCRIPTS / "train_teacher.py",
+    log:
+        log_path("train_teacher", "{pair}"),
+    benchmark:
+        benchmark_path("train_teacher", "{pair}")
+    threads: config["runtime"]["teacher_threads"]
+    resources:
+        mem_mb=6000,
+        runtime=60,
+    conda:
+        "../envs/study.yaml"
+    shell:
+        "python {params.script} --config {params.config:q} --threads {threads} --pair {wildcards.pair}"
+        " --teacher-set {input.teacher_set} --subtask-base {input.subtask_base}"
+        " --checkpoint {output.checkpoint} --metrics {output.metrics} > {log} 2>&1"
+
+
+rule teacher_logits:
+    input:
+        teacher=rules.train_teacher.output.checkpoint,
+        splits=splits_file(),
+    output:
+        logits=teacher_logits_file(),
+        accuracy=teacher_logits_file(ext="json"),
+    params:
+        config=lambda w: job_config("data", "runtime", pair=w.pair),
+        script=SCRIPTS / "teacher_logits.py",
+    log:
+        log_path("teacher_logits", "{pair}_rho{rho}_seed{seed}"),
+    benchmark:
+        benchmark_path("teacher_logits", "{pair}_rho{rho}_seed{seed}")
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    conda:
+        "../envs/study.yaml"
+    shell:
+        "python {params.script} --config {params.config:q} --threads {threads} --pair {wildcards.pair}"
+        " --rho {wildcards.rho} --seed {wildcards.seed} --teacher {input.teacher} --splits {input.splits}"
+        " --out {output.logits} --accuracy {output.accuracy} > {log} 2>&1"

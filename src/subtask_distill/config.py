@@ -1,0 +1,133 @@
+"""Loading and validating study configs.
+
+Two layers of checks, both run before any job starts:
+- the JSON schema (``schemas/config.schema.yaml``): types, ranges, unknown keys;
+- ``check_semantics``: what a schema cannot say (a method or architecture that
+  is not registered, subtask classes the data cannot provide, ...).
+Every error message names the config key at fault.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names its key."""
+
+
+def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"config schema {path} not found: run from a checkout of the project (pip install -e .)"
+        )
+    return yaml.safe_load(path.read_text())
+
+
+def key_path(parts) -> str:
+    """['training', 'epochs'] -> 'training.epochs'; list indices as [i]."""
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "<top level>"
+
+
+def _with_defaults(validator_class):
+    """A validator that also fills in the schema's defaults (as Snakemake's validate does)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def validate_config(config: dict[str, Any], partial: bool = False, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate (and fill defaults of) a config; return the completed copy.
+
+    ``partial`` accepts a config holding only some top-level sections, as the
+    workflow passes to each job; the sections present are fully checked.
+    """
+    schema = copy.deepcopy(schema or load_schema())
+    if partial:
+        schema.pop("required", None)
+    config = copy.deepcopy(config)
+    validator_class = _with_defaults(jsonschema.validators.validator_for(schema))
+    errors = sorted(validator_class(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  {key_path(e.absolute_path)}: {e.message}" for e in errors]
+        raise ConfigError("invalid config:\n" + "\n".join(lines))
+    check_semantics(config)
+    return config
+
+
+def check_semantics(config: dict[str, Any]) -> None:
+    """Checks beyond the schema, against the registries and the data."""
+    from .data.textures import NUM_CLASSES
+    from .methods import list_methods
+    from .models import list_models
+
+    problems = []
+    for name in config.get("methods", {}):
+        if name not in list_methods():
+            problems.append(f"methods.{name}: unknown method; registered methods: {', '.join(list_methods())}")
+    for pair, spec in config.get("pairs", {}).items():
+        for role in ("teacher", "student"):
+            arch = spec[role]["arch"]
+            if arch not in list_models():
+                problems.append(f"pairs.{pair}.{role}.arch: unknown model {arch!r}; registered: {', '.join(list_models())}")
+        n_teacher, n_student = len(spec["teacher"]["layers"]), len(spec["student"]["layers"])
+        if n_teacher != n_student:
+            problems.append(
+                f"pairs.{pair}: teacher.layers has {n_teacher} entries but student.layers has {n_student}; they are paired"
+            )
+    data = config.get("data")
+    if data and data["kind"] == "embedded":
+        for index, cls in enumerate(data["subtask_classes"]):
+            if cls >= NUM_CLASSES:
+                problems.append(f"data.subtask_classes[{index}]: {cls} is not a texture class (0..{NUM_CLASSES - 1})")
+        texture = data.get("texture", {})
+        for key in ("radius", "centre", "period", "colour_gap"):
+            low, high = texture.get(key, (0, 0))
+            if low > high:
+                problems.append(f"data.texture.{key}: lower bound {low} exceeds upper bound {high}")
+    if problems:
+        raise ConfigError("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def load_config(source: str | Path) -> dict[str, Any]:
+    """Load a config from a YAML file, or from an inline YAML/JSON mapping.
+
+    A file is a whole study config; an inline mapping is the part of one that
+    the workflow hands to a job.
+    """
+    text = str(source)
+    path = Path(text)
+    if not text.lstrip().startswith("{") and path.suffix in {".yaml", ".yml", ".json"}:
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        config, partial = yaml.safe_load(path.read_text()), False
+    else:
+        config, partial = yaml.safe_load(text), True
+    if not isinstance(config, dict):
+        raise ConfigError(f"config {text[:80]!r} is neither a YAML file path nor an inline mapping")
+    return validate_config(config, partial=partial)
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """A stable digest of a (sub)config: the same settings give the same hash."""
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""Data: synthesis of the embedded study and contamination with digits."""

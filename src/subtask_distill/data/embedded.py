@@ -1,0 +1,116 @@
+"""The embedded study's data: texture images plus scikit-learn's digits.
+
+Two files are synthesised once per study:
+- the teacher set: clean images of all texture classes (the teacher's
+  "ImageNet"), with a held-out test part;
+- the subtask base: the clean training pool and test set of the subtask
+  classes, the two halves of the digit pool, and the channel statistics.
+The contaminated splits for one (rho, seed) are then derived from the base.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .contamination import SPLITS, paste_digits, plan_contamination, validation_split
+from .textures import NUM_CLASSES, TextureStyle, render_textures
+
+_TEACHER_TRAIN, _TEACHER_TEST, _POOL, _TEST = range(4)
+
+
+def load_digit_halves(num_classes: int, patch: int) -> dict[str, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits of classes < num_classes, split in two.
+
+    The first half of the file (in its original order, which groups writers)
+    feeds training and validation, the second half the test split, so test
+    digits come mostly from writers never seen in training, as MNIST's test
+    set does. Intensities become alphas in [0, 1].
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = bunch.images.astype(np.float32) / 16.0
+    if images.shape[1] != patch:
+        raise ValueError(f"data.image_size must be 4 x 8 = 32 for the embedded digits, patch is {patch}")
+    half = len(images) // 2
+    out = {}
+    for name, part in (("trainval", slice(0, half)), ("test", slice(half, None))):
+        keep = bunch.target[part] < num_classes
+        out[f"digits_{name}"] = images[part][keep]
+        out[f"digits_{name}_y"] = bunch.target[part][keep].astype(np.int64)
+    return out
+
+
+def synthesize(data_cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Return (teacher set, subtask base) as dicts of arrays."""
+    seed, size = data_cfg["seed"], data_cfg["image_size"]
+    style = TextureStyle(**{k: tuple(v) if isinstance(v, list) else v for k, v in data_cfg.get("texture", {}).items()})
+    subtask_classes = np.asarray(data_cfg["subtask_classes"], dtype=np.int64)
+    if subtask_classes.max() >= NUM_CLASSES:
+        raise ValueError(f"data.subtask_classes must be texture classes below {NUM_CLASSES}")
+
+    def images(per_class: int, classes: np.ndarray, stream: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.repeat(classes, per_class)
+        return render_textures(labels, seed=seed, stream=stream, size=size, style=style), labels
+
+    all_classes = np.arange(NUM_CLASSES)
+    teacher_train_x, teacher_train_y = images(data_cfg["teacher_train_per_class"], all_classes, _TEACHER_TRAIN)
+    teacher_test_x, teacher_test_y = images(data_cfg["teacher_test_per_class"], all_classes, _TEACHER_TEST)
+    teacher_set = {
+        "train_x": teacher_train_x,
+        "train_y": teacher_train_y,
+        "test_x": teacher_test_x,
+        "test_y": teacher_test_y,
+    }
+
+    pool_x, pool_classes = images(data_cfg["pool_per_class"], subtask_classes, _POOL)
+    test_x, test_classes = images(data_cfg["test_per_class"], subtask_classes, _TEST)
+    to_subtask = {int(c): k for k, c in enumerate(subtask_classes)}
+    pixels = teacher_train_x.reshape(-1, 3).astype(np.float64) / 255.0
+    base = {
+        "pool_x": pool_x,
+        "pool_y": np.array([to_subtask[int(c)] for c in pool_classes], dtype=np.int64),
+        "test_x": test_x,
+        "test_y": np.array([to_subtask[int(c)] for c in test_classes], dtype=np.int64),
+        "channel_mean": pixels.mean(axis=0).astype(np.float32),
+        "channel_std": pixels.std(axis=0).astype(np.float32),
+        **load_digit_halves(len(subtask_classes), patch=size // 4),
+    }
+    return teacher_set, base
+
+
+def build_splits(base: dict[str, np.ndarray], data_cfg: dict[str, Any], rho: float, seed: int) -> dict[str, np.ndarray]:
+    """Contaminated train/val/test arrays for one (rho, seed).
+
+    Keys per split s: s_x (uint8 NHWC), s_y, s_digit (-1 when clean),
+    s_digit_index (into the split's digit pool), s_id (image id).
+    """
+    num_classes = len(data_cfg["subtask_classes"])
+    train_ids, val_ids = validation_split(base["pool_y"], data_cfg["validation_fraction"], seed, data_cfg["seed"])
+    sources = {
+        "train": ("pool", train_ids, "trainval"),
+        "val": ("pool", val_ids, "trainval"),
+        "test": ("test", np.arange(len(base["test_y"])), "test"),
+    }
+    out = {"channel_mean": base["channel_mean"], "channel_std": base["channel_std"]}
+    for split in SPLITS:
+        source, ids, digit_pool = sources[split]
+        labels = base[f"{source}_y"][ids]
+        plan = plan_contamination(
+            split=split,
+            rho=rho,
+            image_ids=ids,
+            labels=labels,
+            id_space=len(base[f"{source}_y"]),
+            digit_labels=base[f"digits_{digit_pool}_y"],
+            num_classes=num_classes,
+            data_seed=data_cfg["seed"],
+        )
+        out[f"{split}_x"] = paste_digits(base[f"{source}_x"][ids], plan, base[f"digits_{digit_pool}"])
+        out[f"{split}_y"] = labels
+        out[f"{split}_digit"] = plan.digit_class
+        out[f"{split}_digit_index"] = plan.digit_index
+        out[f"{split}_id"] = ids
+    return out

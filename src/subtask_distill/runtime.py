@@ -1,0 +1,56 @@
+"""Process-level set-up shared by every script: threads, seeds, device, logging."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import sys
+
+import numpy as np
+import torch
+
+
+def configure_threads(threads: int) -> None:
+    """Size torch's thread pools from the job's thread budget.
+
+    Snakemake runs several jobs side by side; each must stay within the
+    ``threads`` it declared or they oversubscribe the cores and all slow down.
+    """
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch.set_num_threads(threads)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already set once parallel work has started
+        pass
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch generator for data order."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {name!r} was requested but CUDA is not available on this node")
+    return device
+
+
+def setup_logging(name: str) -> logging.Logger:
+    """Log lines with a timestamp to stderr (Snakemake sends stderr to the rule's log)."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+        force=True,
+    )
+    return logging.getLogger(name)

@@ -1,0 +1,106 @@
+"""The student's training loop: distil, validate every epoch, keep the best epoch.
+
+The loop knows nothing about a particular method: an objective returns a dict
+of named loss terms for a batch and the loop minimises their sum. Metrics are
+accumulated on the device and read once per epoch, so the loop never waits on
+the host inside an epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from .data.tensors import batch_indices
+from .evaluate import accuracy, predict_logits
+
+
+@dataclass
+class DistillationData:
+    """Inputs of one student run: training images with their teacher logits, labelled val/test sets."""
+
+    train_x: torch.Tensor
+    train_teacher_logits: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+
+class Objective(Protocol):
+    def parameters(self): ...
+
+    def __call__(self, student: nn.Module, x: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+
+@dataclass
+class TrainingOutcome:
+    best_epoch: int
+    val_acc: float
+    test_acc: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def train_student(
+    student: nn.Module,
+    objective: Objective,
+    data: DistillationData,
+    cfg: dict[str, Any],
+    generator: torch.Generator,
+    log: logging.Logger,
+    device: torch.device = torch.device("cpu"),
+) -> TrainingOutcome:
+    """Train ``student`` with ``objective``; return the best epoch by validation accuracy.
+
+    ``cfg`` holds epochs, batch_size, lr, weight_decay, lr_step and lr_gamma.
+    Ties in validation accuracy keep the earlier epoch.
+    """
+    student.to(device)
+    params = list(student.parameters()) + list(objective.parameters())
+    optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["lr_step"], gamma=cfg["lr_gamma"])
+
+    best = TrainingOutcome(best_epoch=0, val_acc=-1.0, test_acc=float("nan"))
+    for epoch in range(1, cfg["epochs"] + 1):
+        start = time.perf_counter()
+        student.train()
+        sums: dict[str, torch.Tensor] = {}
+        seen = 0
+        for idx in batch_indices(len(data.train_x), cfg["batch_size"], generator):
+            x = data.train_x[idx].to(device, non_blocking=True)
+            teacher_logits = data.train_teacher_logits[idx].to(device, non_blocking=True)
+            terms = objective(student, x, teacher_logits)
+            loss = sum(terms.values())
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            for name, value in {"loss": loss, **terms}.items():
+                sums[name] = sums.get(name, 0.0) + value.detach() * len(idx)
+            seen += len(idx)
+        scheduler.step()
+
+        val_acc = accuracy(predict_logits(student, data.val_x, device=device), data.val_y)
+        record = {"epoch": epoch, **{k: float(v) / max(seen, 1) for k, v in sums.items()}}
+        record.update(val_acc=val_acc, lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - start)
+        best.history.append(record)
+        if val_acc > best.val_acc:
+            best.best_epoch, best.val_acc = epoch, val_acc
+            best.best_state = copy.deepcopy(student.state_dict())
+        terms_text = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k in sums)
+        log.info(
+            "epoch %d/%d %s val_acc %.2f best %.2f@%d %.1fs",
+            epoch, cfg["epochs"], terms_text, val_acc, best.val_acc, best.best_epoch, record["seconds"],
+        )
+
+    if best.best_state:
+        student.load_state_dict(best.best_state)
+    best.test_acc = accuracy(predict_logits(student, data.test_x, device=device), data.test_y)
+    log.info("best epoch %d: val_acc %.2f test_acc %.2f", best.best_epoch, best.val_acc, best.test_acc)
+    return best

@@ -1,0 +1,77 @@
+import pytest
+import yaml
+
+from subtask_distill.config import ConfigError, config_hash, load_config, validate_config
+
+from .conftest import REPO, run_snakemake, write_config
+
+
+def test_default_and_test_configs_are_valid():
+    for path in (REPO / "config.yaml", REPO / "configs" / "test.yaml"):
+        load_config(path)
+
+
+def test_defaults_are_filled_in(test_config):
+    assert test_config["training"]["temperature"] == 4.0
+    assert test_config["teacher_training"]["weight_decay"] == 0.01
+
+
+BAD_VALUES = [
+    ("unknown top-level key", lambda c: c.update(learning_rate=0.1), "learning_rate"),
+    ("unknown nested key", lambda c: c["training"].update(epoch=3), "training"),
+    ("rho above 1", lambda c: c.update(rhos=[0, 1.5]), "rhos[1]"),
+    ("negative rho", lambda c: c.update(rhos=[-0.5]), "rhos[0]"),
+    ("empty seed list", lambda c: c.update(seeds=[]), "seeds"),
+    ("negative epochs", lambda c: c["training"].update(epochs=-1), "training.epochs"),
+    ("zero batch size", lambda c: c["training"].update(batch_size=0), "training.batch_size"),
+    ("string learning rate", lambda c: c["training"].update(lr="fast"), "training.lr"),
+    ("validation fraction of 1", lambda c: c["data"].update(validation_fraction=1.0), "data.validation_fraction"),
+    ("missing section", lambda c: c.pop("training"), "training"),
+    ("bad study name", lambda c: c.update(study="my study"), "study"),
+    ("unknown method", lambda c: c["methods"].update(dino={}), "methods.dino"),
+    ("unknown architecture", lambda c: c["pairs"]["embedded"]["student"].update(arch="resnet9000"),
+     "pairs.embedded.student.arch"),
+    ("unpaired layers", lambda c: c["pairs"]["embedded"]["student"].update(layers=["stage1"]), "pairs.embedded"),
+    ("subtask class out of range", lambda c: c["data"].update(subtask_classes=[0, 1, 2, 3, 12]),
+     "data.subtask_classes[4]"),
+]
+
+
+@pytest.mark.parametrize("label,mutate,key", BAD_VALUES, ids=[b[0] for b in BAD_VALUES])
+def test_bad_values_are_rejected_naming_the_key(config, label, mutate, key):
+    mutate(config)
+    with pytest.raises(ConfigError) as error:
+        validate_config(config)
+    assert key in str(error.value)
+
+
+def test_load_config_reports_a_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_inline_section_is_validated():
+    assert load_config('{"training": {"epochs": 3, "batch_size": 8, "lr": 0.1}}')["training"]["lr_step"] == 25
+    with pytest.raises(ConfigError, match="training.epochs"):
+        load_config('{"training": {"epochs": 0, "batch_size": 8, "lr": 0.1}}')
+
+
+def test_config_hash_is_stable_and_sensitive(config):
+    same = yaml.safe_load(yaml.safe_dump(config))
+    assert config_hash(config) == config_hash(same)
+    same["training"]["lr"] = 0.5
+    assert config_hash(config) != config_hash(same)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "mutate,key",
+    [(lambda c: c.update(rhos=[0, 2]), "rhos"), (lambda c: c["methods"].update(dino={}), "methods.dino")],
+    ids=["schema", "registry"],
+)
+def test_workflow_stops_before_any_job_on_a_bad_config(workdir, config, mutate, key):
+    mutate(config)
+    result = run_snakemake(workdir, "-n", configfile=write_config(workdir / "bad.yaml", config))
+    assert result.returncode != 0
+    assert key in result.stdout + result.stderr
+    assert not (workdir / "results").exists()
