@@ -16,8 +16,8 @@ include: "rules/aggregate.smk"
 
 
 rule all:
+    default_target: True
     input:
         rules.table.output,
         rules.preview_data.output,
         expand(f"{RESULTS}/teachers/{{pair}}/teacher_metrics.json", pair=PAIRS),
-    default_target: True

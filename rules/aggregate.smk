@@ -10,18 +10,18 @@ rule table:
     output:
         csv=f"{RESULTS}/table1.csv",
         markdown=f"{RESULTS}/table1.md",
-    params:
-        script=SCRIPTS / "make_table.py",
     log:
         log_path("table"),
     benchmark:
         benchmark_path("table")
+    conda:
+        "../envs/study.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/study.yaml"
+    params:
+        script=SCRIPTS / "make_table.py",
     shell:
         "python {params.script} --metrics {input.metrics} --teacher-accuracy {input.teacher_accuracy}"
         " --csv {output.csv} --markdown {output.markdown} > {log} 2>&1"

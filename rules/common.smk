@@ -53,7 +53,11 @@ def log_path(rule, stem=""):
 
 
 def benchmark_path(rule, stem=""):
-    return f"{RESULTS}/benchmarks/{rule}/{stem}.tsv" if stem else f"{RESULTS}/benchmarks/{rule}.tsv"
+    return (
+        f"{RESULTS}/benchmarks/{rule}/{stem}.tsv"
+        if stem
+        else f"{RESULTS}/benchmarks/{rule}.tsv"
+    )
 
 
 def splits_file(rho="{rho}", seed="{seed}"):

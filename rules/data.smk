@@ -5,19 +5,19 @@ rule synthesize_data:
     output:
         teacher_set=f"{RESULTS}/data/teacher_set.npz",
         subtask_base=f"{RESULTS}/data/subtask_base.npz",
-    params:
-        config=job_config("data"),
-        script=SCRIPTS / "synthesize_data.py",
     log:
         log_path("synthesize_data"),
     benchmark:
         benchmark_path("synthesize_data")
+    conda:
+        "../envs/study.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../envs/study.yaml"
+    params:
+        config=job_config("data"),
+        script=SCRIPTS / "synthesize_data.py",
     shell:
         "python {params.script} --config {params.config:q} --threads {threads}"
         " --teacher-set {output.teacher_set} --subtask-base {output.subtask_base} > {log} 2>&1"
@@ -28,19 +28,19 @@ rule contaminate:
         base=rules.synthesize_data.output.subtask_base,
     output:
         splits_file(),
-    params:
-        config=job_config("data"),
-        script=SCRIPTS / "contaminate.py",
     log:
         log_path("contaminate", "rho{rho}_seed{seed}"),
     benchmark:
         benchmark_path("contaminate", "rho{rho}_seed{seed}")
+    conda:
+        "../envs/study.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/study.yaml"
+    params:
+        config=job_config("data"),
+        script=SCRIPTS / "contaminate.py",
     shell:
         "python {params.script} --config {params.config:q} --threads {threads}"
         " --base {input.base} --rho {wildcards.rho} --seed {wildcards.seed} --out {output} > {log} 2>&1"
@@ -51,18 +51,18 @@ rule preview_data:
         expand(splits_file(seed=SEEDS[0]), rho=RHOS),
     output:
         f"{RESULTS}/data/preview.png",
-    params:
-        rhos=RHOS,
-        script=SCRIPTS / "preview_data.py",
     log:
         log_path("preview_data"),
     benchmark:
         benchmark_path("preview_data")
+    conda:
+        "../envs/study.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/study.yaml"
+    params:
+        rhos=RHOS,
+        script=SCRIPTS / "preview_data.py",
     shell:
         "python {params.script} --splits {input} --rhos {params.rhos} --out {output} > {log} 2>&1"

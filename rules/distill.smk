@@ -8,20 +8,22 @@ rule train_student:
     output:
         metrics=f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/metrics.json",
         checkpoint=f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/student.pt",
-    params:
-        config=lambda w: job_config("data", "training", "runtime", pair=w.pair, method=w.method),
-        script=SCRIPTS / "train_student.py",
-        out_dir=lambda w, output: Path(output.metrics).parent,
     log:
         log_path("train_student", "{pair}/{method}/rho{rho}_lam{lam}_seed{seed}"),
     benchmark:
         benchmark_path("train_student", "{pair}/{method}/rho{rho}_lam{lam}_seed{seed}")
+    conda:
+        "../envs/study.yaml"
     threads: config["runtime"]["student_threads"]
     resources:
         mem_mb=3000,
         runtime=30,
-    conda:
-        "../envs/study.yaml"
+    params:
+        config=lambda w: job_config(
+            "data", "training", "runtime", pair=w.pair, method=w.method
+        ),
+        script=SCRIPTS / "train_student.py",
+        out_dir=lambda w, output: Path(output.metrics).parent,
     shell:
         "python {params.script} --config {params.config:q} --threads {threads}"
         " --pair {wildcards.pair} --method {wildcards.method} --rho {wildcards.rho}"

@@ -8,19 +8,19 @@ rule train_teacher:
     output:
         checkpoint=f"{RESULTS}/teachers/{{pair}}/teacher.pt",
         metrics=f"{RESULTS}/teachers/{{pair}}/teacher_metrics.json",
-    params:
-        config=lambda w: job_config("data", "teacher_training", "runtime", pair=w.pair),
-        script=SCRIPTS / "train_teacher.py",
     log:
         log_path("train_teacher", "{pair}"),
     benchmark:
         benchmark_path("train_teacher", "{pair}")
+    conda:
+        "../envs/study.yaml"
     threads: config["runtime"]["teacher_threads"]
     resources:
         mem_mb=6000,
         runtime=60,
-    conda:
-        "../envs/study.yaml"
+    params:
+        config=lambda w: job_config("data", "teacher_training", "runtime", pair=w.pair),
+        script=SCRIPTS / "train_teacher.py",
     shell:
         "python {params.script} --config {params.config:q} --threads {threads} --pair {wildcards.pair}"
         " --teacher-set {input.teacher_set} --subtask-base {input.subtask_base}"
@@ -34,19 +34,19 @@ rule teacher_logits:
     output:
         logits=teacher_logits_file(),
         accuracy=teacher_logits_file(ext="json"),
-    params:
-        config=lambda w: job_config("data", "runtime", pair=w.pair),
-        script=SCRIPTS / "teacher_logits.py",
     log:
         log_path("teacher_logits", "{pair}_rho{rho}_seed{seed}"),
     benchmark:
         benchmark_path("teacher_logits", "{pair}_rho{rho}_seed{seed}")
+    conda:
+        "../envs/study.yaml"
     threads: 1
     resources:
         mem_mb=3000,
         runtime=10,
-    conda:
-        "../envs/study.yaml"
+    params:
+        config=lambda w: job_config("data", "runtime", pair=w.pair),
+        script=SCRIPTS / "teacher_logits.py",
     shell:
         "python {params.script} --config {params.config:q} --threads {threads} --pair {wildcards.pair}"
         " --rho {wildcards.rho} --seed {wildcards.seed} --teacher {input.teacher} --splits {input.splits}"
