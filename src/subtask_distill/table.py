@@ -84,7 +84,12 @@ def table_csv(rows: Sequence[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in row.items()})
+        writer.writerow(
+            {
+                key: f"{value:g}" if key in ("rho", "lambda") else f"{value:.4f}" if isinstance(value, float) else value
+                for key, value in row.items()
+            }
+        )
     return buffer.getvalue()
 
 
