@@ -2,12 +2,13 @@ import logging
 
 import torch
 
-from subtask_distill.data.embedded import build_splits
+from subtask_distill.data.embedded import build_splits, synthesize
+from subtask_distill.data.tensors import images_to_tensor
 from subtask_distill.distill import split_tensors
 from subtask_distill.evaluate import predict_logits
 from subtask_distill.methods import get_method
 from subtask_distill.models import SubtaskHead, create_model
-from subtask_distill.objective import DistillationObjective
+from subtask_distill.objective import DistillationObjective, TeacherOutputs
 from subtask_distill.runtime import seed_everything
 from subtask_distill.teacher import train_classifier
 from subtask_distill.train import DistillationData, train_student
@@ -15,28 +16,31 @@ from subtask_distill.train import DistillationData, train_student
 QUIET = logging.getLogger("test")
 
 
-def test_short_distillation_beats_chance(tiny_data, test_config):
-    """A teacher trained briefly, then a student distilled from it, both above 20% (chance)."""
-    teacher_set, base = tiny_data
+def test_short_distillation_beats_chance(test_config):
+    """A teacher trained briefly, then a student distilled from it: well above 20% (chance).
+
+    Large objects make the textures easy, so a few seconds of training suffice.
+    """
+    data_cfg = dict(test_config["data"], teacher_train_per_class=120, pool_per_class=60, texture={"radius": [7, 11]})
+    teacher_set, base = synthesize(data_cfg)
     mean, std = base["channel_mean"], base["channel_std"]
-    from subtask_distill.data.tensors import images_to_tensor
 
     teacher = create_model("embedded_resnet", num_classes=10)
     x = images_to_tensor(teacher_set["train_x"], mean, std)
     y = torch.from_numpy(teacher_set["train_y"])
     train_classifier(teacher, x, y, {"epochs": 6, "batch_size": 32, "lr": 4e-3, "weight_decay": 0.0},
                      seed_everything(0), QUIET)
-    head = SubtaskHead(teacher, test_config["data"]["subtask_classes"]).eval()
+    head = SubtaskHead(teacher, data_cfg["subtask_classes"]).eval()
 
-    tensors = split_tensors(build_splits(base, test_config["data"], 0.0, seed=0))
+    tensors = split_tensors(build_splits(base, data_cfg, 0.0, seed=0))
     data = DistillationData(
-        train_x=tensors["train_x"], train_teacher_logits=predict_logits(head, tensors["train_x"]),
+        train_x=tensors["train_x"], train_teacher=TeacherOutputs(predict_logits(head, tensors["train_x"])),
         val_x=tensors["val_x"], val_y=tensors["val_y"], test_x=tensors["test_x"], test_y=tensors["test_y"],
     )
     cfg = {"epochs": 8, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.0, "lr_step": 10, "lr_gamma": 0.5}
     outcome = train_student(create_model("embedded_cnn", num_classes=5), DistillationObjective(get_method("kd"), 4.0),
                             data, cfg, seed_everything(0), QUIET)
-    assert outcome.test_acc > 35.0
+    assert outcome.test_acc > 50.0
     assert 1 <= outcome.best_epoch <= 8 and len(outcome.history) == 8
     assert outcome.val_acc == max(h["val_acc"] for h in outcome.history)
 
@@ -45,7 +49,7 @@ def test_same_seed_gives_identical_training(tiny_data, test_config):
     _, base = tiny_data
     tensors = split_tensors(build_splits(base, test_config["data"], 1.0, seed=0))
     targets = torch.randn(len(tensors["train_x"]), 5, generator=torch.Generator().manual_seed(0))
-    data = DistillationData(tensors["train_x"], targets, tensors["val_x"], tensors["val_y"],
+    data = DistillationData(tensors["train_x"], TeacherOutputs(targets), tensors["val_x"], tensors["val_y"],
                             tensors["test_x"], tensors["test_y"])
     cfg = {"epochs": 2, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0, "lr_step": 10, "lr_gamma": 0.5}
 

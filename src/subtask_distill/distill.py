@@ -19,6 +19,7 @@ from .provenance import provenance
 from .runtime import seed_everything
 from .study import Run
 from .teacher import build_network, load_subtask_teacher
+from .objective import TeacherOutputs
 from .train import DistillationData, train_student
 
 
@@ -67,7 +68,7 @@ def run_student(
         raise ValueError(f"{logits_path} holds {len(teacher_logits)} training logits for {len(tensors['train_x'])} images")
     data = DistillationData(
         train_x=tensors["train_x"],
-        train_teacher_logits=teacher_logits,
+        train_teacher=TeacherOutputs(teacher_logits),
         val_x=tensors["val_x"],
         val_y=tensors["val_y"],
         test_x=tensors["test_x"],

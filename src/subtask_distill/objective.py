@@ -1,24 +1,110 @@
-"""The distillation objective: KD on the subtask logits (+ lambda * layer losses).
+"""The distillation objective: KD on the subtask logits + lambda * the sum of the layer losses.
 
-Called by the training loop with a batch; returns the named loss terms.
+Built once per run from the method, the paired layers and their shapes; called
+by the training loop with a batch, it returns the named loss terms.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
 
 import torch
 from torch import nn
 
 from .methods import Method
 from .methods.kd import kd_loss
+from .models.taps import FeatureTaps, aligned_size, pool_to
+from .subspace import LayerSubspace
+
+
+@dataclass
+class TeacherOutputs:
+    """What the student learns from, per image: subtask logits and one target per layer loss."""
+
+    logits: torch.Tensor
+    targets: list[torch.Tensor] = field(default_factory=list)
+
+    def select(self, index: torch.Tensor, device: torch.device) -> "TeacherOutputs":
+        return TeacherOutputs(
+            logits=self.logits[index].to(device, non_blocking=True),
+            targets=[t[index].to(device, non_blocking=True) for t in self.targets],
+        )
+
+    def __len__(self) -> int:
+        return len(self.logits)
 
 
 class DistillationObjective(nn.Module):
-    def __init__(self, method: Method, temperature: float):
+    """KD + lambda * sum of layer losses. Its own parameters (those of the layer losses) train with the student."""
+
+    def __init__(
+        self,
+        method: Method,
+        temperature: float,
+        lam: float = 0.0,
+        layer_losses: Sequence[nn.Module] = (),
+        student_taps: FeatureTaps | None = None,
+        sizes: Sequence[tuple[int, int]] = (),
+    ):
         super().__init__()
-        if method.uses_layers:
-            raise NotImplementedError(f"method {method.name!r} needs feature taps, which this objective lacks")
+        if method.uses_layers and (student_taps is None or not layer_losses):
+            raise ValueError(f"method {method.name!r} needs student taps and layer losses")
         self.method = method
         self.temperature = temperature
+        self.lam = lam
+        self.layer_losses = nn.ModuleList(layer_losses)
+        self.student_taps = student_taps
+        self.sizes = list(sizes)
 
-    def forward(self, student: nn.Module, x: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"kd": kd_loss(student(x), teacher_logits, self.temperature)}
+    def forward(self, student: nn.Module, x: torch.Tensor, teacher: TeacherOutputs) -> dict[str, torch.Tensor]:
+        if self.student_taps is None:
+            logits, features = student(x), []
+        else:
+            logits, features = self.student_taps(x)
+        terms = {"kd": kd_loss(logits, teacher.logits, self.temperature)}
+        if self.layer_losses:
+            per_layer = [
+                loss(pool_to(feature, size), target)
+                for loss, feature, size, target in zip(self.layer_losses, features, self.sizes, teacher.targets)
+            ]
+            terms["layers"] = self.lam * torch.stack(per_layer).sum()
+        return terms
+
+    @torch.no_grad()
+    def teacher_targets(self, teacher_features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Each layer loss's target from the teacher's feature maps (pooled to the aligned size)."""
+        return [
+            loss.teacher_target(pool_to(feature, size))
+            for loss, feature, size in zip(self.layer_losses, teacher_features, self.sizes)
+        ]
+
+
+def build_objective(
+    method: Method,
+    options: dict[str, Any] | None,
+    temperature: float,
+    lam: float,
+    student_taps: FeatureTaps | None = None,
+    teacher_shapes: Sequence[tuple[int, int, int]] = (),
+    subspaces: Sequence[LayerSubspace] | None = None,
+    example: torch.Tensor | None = None,
+) -> DistillationObjective:
+    """The objective of ``method``; for a layer-wise method, one layer loss per paired layer.
+
+    ``example`` (one input) is used to read the student's feature shapes.
+    """
+    if not method.uses_layers:
+        return DistillationObjective(method, temperature)
+    if student_taps is None or example is None:
+        raise ValueError(f"method {method.name!r} needs the student's taps and an example input")
+    if method.subspace and subspaces is None:
+        raise ValueError(f"method {method.name!r} needs a fitted {method.subspace!r} subspace")
+    student_shapes = student_taps.shapes(example)
+    losses, sizes = [], []
+    for index, (t_shape, s_shape) in enumerate(zip(teacher_shapes, student_shapes)):
+        size = aligned_size(t_shape[1:], s_shape[1:])
+        extra = {"subspace": subspaces[index]} if method.subspace else {}
+        losses.append(method.layer_loss((t_shape[0], *size), (s_shape[0], *size), **(options or {}), **extra))
+        sizes.append(size)
+    return DistillationObjective(method, temperature, lam, losses, student_taps, sizes)

@@ -1,6 +1,6 @@
 """The student's training loop: distil, validate every epoch, keep the best epoch.
 
-The loop knows nothing about a particular method: an objective returns a dict
+The loop knows nothing about a particular method: the objective returns a dict
 of named loss terms for a batch and the loop minimises their sum. Metrics are
 accumulated on the device and read once per epoch, so the loop never waits on
 the host inside an epoch.
@@ -12,31 +12,26 @@ import copy
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
 
 from .data.tensors import batch_indices
 from .evaluate import accuracy, predict_logits
+from .objective import DistillationObjective, TeacherOutputs
 
 
 @dataclass
 class DistillationData:
-    """Inputs of one student run: training images with their teacher logits, labelled val/test sets."""
+    """Inputs of one student run: training images with the teacher's outputs on them, labelled val/test sets."""
 
     train_x: torch.Tensor
-    train_teacher_logits: torch.Tensor
+    train_teacher: TeacherOutputs
     val_x: torch.Tensor
     val_y: torch.Tensor
     test_x: torch.Tensor
     test_y: torch.Tensor
-
-
-class Objective(Protocol):
-    def parameters(self): ...
-
-    def __call__(self, student: nn.Module, x: torch.Tensor, teacher_logits: torch.Tensor) -> dict[str, torch.Tensor]: ...
 
 
 @dataclass
@@ -50,7 +45,7 @@ class TrainingOutcome:
 
 def train_student(
     student: nn.Module,
-    objective: Objective,
+    objective: DistillationObjective,
     data: DistillationData,
     cfg: dict[str, Any],
     generator: torch.Generator,
@@ -63,6 +58,7 @@ def train_student(
     Ties in validation accuracy keep the earlier epoch.
     """
     student.to(device)
+    objective.to(device)
     params = list(student.parameters()) + list(objective.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["lr_step"], gamma=cfg["lr_gamma"])
@@ -71,12 +67,12 @@ def train_student(
     for epoch in range(1, cfg["epochs"] + 1):
         start = time.perf_counter()
         student.train()
+        objective.train()
         sums: dict[str, torch.Tensor] = {}
         seen = 0
         for idx in batch_indices(len(data.train_x), cfg["batch_size"], generator):
             x = data.train_x[idx].to(device, non_blocking=True)
-            teacher_logits = data.train_teacher_logits[idx].to(device, non_blocking=True)
-            terms = objective(student, x, teacher_logits)
+            terms = objective(student, x, data.train_teacher.select(idx, device))
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -6,7 +6,7 @@ imports every module that registers models.
 """
 
 from .registry import create_model, list_models, register_model
-from . import embedded  # noqa: F401  (registers the embedded models)
+from . import embedded, paper  # noqa: F401  (register their models)
 from .subtask import SubtaskHead
 
 __all__ = ["SubtaskHead", "create_model", "list_models", "register_model"]
