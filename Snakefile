@@ -8,16 +8,32 @@ min_version("9.0")
 configfile: "config.yaml"
 
 
+report: "report/workflow.rst"
+
+
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/teachers.smk"
+include: "rules/subspace.smk"
 include: "rules/distill.smk"
 include: "rules/aggregate.smk"
+include: "rules/analysis.smk"
+include: "rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
+        rules.build_report.output,
         rules.table.output,
-        rules.preview_data.output,
-        expand(f"{RESULTS}/teachers/{{pair}}/teacher_metrics.json", pair=PAIRS),
+
+
+rule figures:
+    input:
+        rules.build_report.input.figures,
+        rules.relevance_table.output,
+
+
+rule report:
+    input:
+        rules.build_report.output,

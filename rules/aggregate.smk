@@ -10,6 +10,12 @@ rule table:
     output:
         csv=f"{RESULTS}/table1.csv",
         markdown=f"{RESULTS}/table1.md",
+        html=report(
+            f"{RESULTS}/table1.html",
+            caption="../report/table1.rst",
+            category="Table I",
+        ),
+        latex=f"{RESULTS}/table1.tex",
     log:
         log_path("table"),
     benchmark:
@@ -24,4 +30,4 @@ rule table:
         script=SCRIPTS / "make_table.py",
     shell:
         "python {params.script} --metrics {input.metrics} --teacher-accuracy {input.teacher_accuracy}"
-        " --csv {output.csv} --markdown {output.markdown} > {log} 2>&1"
+        " --csv {output.csv} --markdown {output.markdown} --html {output.html} --latex {output.latex} > {log} 2>&1"

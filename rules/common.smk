@@ -8,6 +8,7 @@ from snakemake.utils import validate
 from subtask_distill.config import check_semantics
 from subtask_distill.methods import get_method
 from subtask_distill.study import format_number, runs
+from subtask_distill.subspace import SUBSPACE_KINDS
 
 # Schema first (types, ranges, unknown keys), then registry and cross-key checks.
 validate(config, "../schemas/config.schema.yaml")
@@ -20,6 +21,8 @@ METHODS = list(config["methods"])
 RHOS = [format_number(rho) for rho in config["rhos"]]
 SEEDS = [int(seed) for seed in config["seeds"]]
 RUNS = list(runs(config, {m: get_method(m).uses_layers for m in METHODS}))
+# Subspace kinds needed by the configured methods (SubDistill: "subdistill", its PCA ablation: "pca").
+KINDS = sorted({get_method(m).subspace for m in METHODS} - {None})
 
 
 def one_of(values):
@@ -32,6 +35,7 @@ wildcard_constraints:
     rho=one_of(RHOS),
     lam=one_of(sorted({run.lam for run in RUNS})),
     seed=one_of(SEEDS),
+    kind=one_of(SUBSPACE_KINDS),
 
 
 def job_config(*sections, pair=None, method=None):
@@ -66,3 +70,49 @@ def splits_file(rho="{rho}", seed="{seed}"):
 
 def teacher_logits_file(pair="{pair}", rho="{rho}", seed="{seed}", ext="npz"):
     return f"{RESULTS}/teachers/{pair}/logits/rho{rho}/seed{seed}.{ext}"
+
+
+def teacher_checkpoint(pair="{pair}"):
+    return f"{RESULTS}/teachers/{pair}/teacher.pt"
+
+
+def subspace_file(pair="{pair}", kind="{kind}", rho="{rho}", seed="{seed}", ext="pt"):
+    return f"{RESULTS}/subspaces/{pair}/{kind}/rho{rho}/seed{seed}.{ext}"
+
+
+def student_inputs(wildcards):
+    """A run's inputs: always the splits and teacher logits; the teacher and a subspace when its method needs them."""
+    method = get_method(wildcards.method)
+    inputs = {
+        "splits": splits_file(wildcards.rho, wildcards.seed),
+        "teacher_logits": teacher_logits_file(
+            wildcards.pair, wildcards.rho, wildcards.seed
+        ),
+    }
+    if method.uses_layers:
+        inputs["teacher"] = teacher_checkpoint(wildcards.pair)
+    if method.subspace:
+        inputs["subspace"] = subspace_file(
+            wildcards.pair, method.subspace, wildcards.rho, wildcards.seed
+        )
+    return inputs
+
+
+def optional_student_args(wildcards, input):
+    return " ".join(
+        f"--{name} {input[name]}"
+        for name in ("teacher", "subspace")
+        if name in input.keys()
+    )
+
+
+def analysis_file(pair, role, rho):
+    return f"{RESULTS}/analysis/{pair}/{role}/rho{rho}.npz"
+
+
+def pair_runs(pair):
+    return [run for run in RUNS if run.pair == pair]
+
+
+def figure_file(pair, kind):
+    return f"{RESULTS}/figures/{pair}_{kind}.png"

@@ -50,7 +50,11 @@ rule preview_data:
     input:
         expand(splits_file(seed=SEEDS[0]), rho=RHOS),
     output:
-        f"{RESULTS}/data/preview.png",
+        report(
+            f"{RESULTS}/data/preview.png",
+            caption="../report/preview.rst",
+            category="Data",
+        ),
     log:
         log_path("preview_data"),
     benchmark:

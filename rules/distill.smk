@@ -3,8 +3,7 @@
 
 rule train_student:
     input:
-        splits=splits_file(),
-        teacher_logits=teacher_logits_file(),
+        unpack(student_inputs),
     output:
         metrics=f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/metrics.json",
         checkpoint=f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/student.pt",
@@ -24,8 +23,9 @@ rule train_student:
         ),
         script=SCRIPTS / "train_student.py",
         out_dir=lambda w, output: Path(output.metrics).parent,
+        optional=optional_student_args,
     shell:
         "python {params.script} --config {params.config:q} --threads {threads}"
         " --pair {wildcards.pair} --method {wildcards.method} --rho {wildcards.rho}"
         " --lam {wildcards.lam} --seed {wildcards.seed} --splits {input.splits}"
-        " --teacher-logits {input.teacher_logits} --out-dir {params.out_dir} > {log} 2>&1"
+        " --teacher-logits {input.teacher_logits} {params.optional} --out-dir {params.out_dir} > {log} 2>&1"

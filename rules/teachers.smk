@@ -6,7 +6,7 @@ rule train_teacher:
         teacher_set=rules.synthesize_data.output.teacher_set,
         subtask_base=rules.synthesize_data.output.subtask_base,
     output:
-        checkpoint=f"{RESULTS}/teachers/{{pair}}/teacher.pt",
+        checkpoint=teacher_checkpoint(),
         metrics=f"{RESULTS}/teachers/{{pair}}/teacher_metrics.json",
     log:
         log_path("train_teacher", "{pair}"),

@@ -1,20 +1,23 @@
 #!/usr/bin/env python
-"""Select lambda on validation accuracy and write Table I (CSV and Markdown)."""
+"""Select lambda on validation accuracy and write Table I (CSV, Markdown, HTML, LaTeX)."""
 
 import argparse
 from pathlib import Path
 
+from subtask_distill import render
 from subtask_distill.io import read_json, write_text
 from subtask_distill.methods import get_method
-from subtask_distill.table import build_table, table_csv, table_markdown
+from subtask_distill.table import build_table, table_csv
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--metrics", type=Path, nargs="+", required=True, help="metrics.json of every run")
     p.add_argument("--teacher-accuracy", type=Path, nargs="+", required=True, help="accuracy JSONs from teacher_logits.py")
-    p.add_argument("--csv", type=Path, required=True)
-    p.add_argument("--markdown", type=Path, required=True)
+    p.add_argument("--csv", type=Path, required=True, help="Table I, one row per (pair, rho, method)")
+    p.add_argument("--markdown", type=Path, help="paper layout, Markdown")
+    p.add_argument("--html", type=Path, help="paper layout, HTML with the paper's colour bands")
+    p.add_argument("--latex", type=Path, help="paper layout, LaTeX tabular with the colour bands")
     args = p.parse_args()
 
     runs = [read_json(path) for path in args.metrics]
@@ -25,10 +28,13 @@ def main() -> None:
     teacher_acc = {key: sum(v) / len(v) for key, v in teacher.items()}
 
     rows = build_table(runs, teacher_acc)
-    names = {run["method"]: get_method(run["method"]).display_name for run in runs}
+    methods = list(dict.fromkeys(run["method"] for run in runs))
+    names = {m: get_method(m).display_name for m in methods}
     write_text(args.csv, table_csv(rows))
-    write_text(args.markdown, table_markdown(rows, names))
-    print(table_markdown(rows, names))
+    for path, renderer in ((args.markdown, render.markdown), (args.html, render.html_table), (args.latex, render.latex)):
+        if path is not None:
+            write_text(path, renderer(rows, methods, names))
+    print(render.markdown(rows, methods, names))
 
 
 if __name__ == "__main__":

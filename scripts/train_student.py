@@ -18,6 +18,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--splits", type=Path, required=True, help="split .npz of this (rho, seed) from contaminate.py")
     p.add_argument("--teacher-logits", type=Path, required=True, help="logits .npz from teacher_logits.py")
+    p.add_argument("--teacher", type=Path, help="teacher checkpoint (layer-wise methods)")
+    p.add_argument("--subspace", type=Path, help="fitted subspace of this (pair, rho, seed) (SubDistill)")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for student.pt and metrics.json")
     args = p.parse_args()
     config, log = cli.setup(args, "train_student")
@@ -25,7 +27,8 @@ def main() -> None:
         if getattr(args, key) not in known:
             p.error(f"--{key} {getattr(args, key)!r} is not in the config ({', '.join(known)})")
     run = Run(args.pair, args.method, format_number(args.rho), format_number(args.lam), args.seed)
-    run_student(config, run, args.splits, args.teacher_logits, args.out_dir, select_device(config["runtime"]["device"]), log)
+    device = select_device(config["runtime"]["device"])
+    run_student(config, run, args.splits, args.teacher_logits, args.out_dir, device, log, args.teacher, args.subspace)
 
 
 if __name__ == "__main__":

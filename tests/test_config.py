@@ -31,6 +31,7 @@ BAD_VALUES = [
     ("unknown method", lambda c: c["methods"].update(dino={}), "methods.dino"),
     ("unknown architecture", lambda c: c["pairs"]["embedded"]["student"].update(arch="resnet9000"),
      "pairs.embedded.student.arch"),
+    ("unknown method option", lambda c: c["methods"].update(subdistill={"temperature": 2}), "methods.subdistill.temperature"),
     ("unpaired layers", lambda c: c["pairs"]["embedded"]["student"].update(layers=["stage1"]), "pairs.embedded"),
     ("subtask class out of range", lambda c: c["data"].update(subtask_classes=[0, 1, 2, 3, 12]),
      "data.subtask_classes[4]"),

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from subtask_distill.table import build_table, read_table_csv, select_lambda, standard_error, table_csv, table_markdown
+from subtask_distill.table import build_table, read_table_csv, select_lambda, standard_error, table_csv
 
 
 def test_selection_picks_best_mean_validation_accuracy():
@@ -43,8 +43,3 @@ def test_table_reports_test_accuracy_at_the_selected_lambda():
 
     back = read_table_csv(table_csv(rows))
     assert [(r["method"], r["lambda"], r["test_acc_mean"]) for r in back] == [("kd", 0.0, 42.0), ("at", 1.0, 51.0)]
-
-    markdown = table_markdown(rows, {"kd": "Output only", "at": "AT"})
-    header, _, line = markdown.strip().splitlines()
-    assert header == "| pair | rho | Ref | Output only | AT | max err |"
-    assert line.startswith("| p | 1 | 97.5 | 42.0 ± 2.0 (λ=0) | 51.0 ± 1.0 (λ=1) | 2.0 |")

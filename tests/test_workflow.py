@@ -2,10 +2,12 @@
 
 import csv
 import json
+import re
 
 import pytest
+import yaml
 
-from .conftest import REPO, run_snakemake
+from .conftest import REPO, run_snakemake, write_config
 
 pytestmark = pytest.mark.slow
 
@@ -18,9 +20,12 @@ def test_dry_run_of_the_default_config_lists_the_grid(workdir):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    # 3 rho x 2 seeds for each per-split job; output-only KD has one lambda.
-    assert counts["contaminate"] == 6 and counts["teacher_logits"] == 6
-    assert counts["train_student"] == 6 and counts["train_teacher"] == 1 and counts["table"] == 1
+    # 3 rho x 2 seeds for each per-split job; output-only KD has one lambda, the 4 others 2 each.
+    assert counts["contaminate"] == 6 and counts["teacher_logits"] == 6 and counts["fit_subspace"] == 6
+    assert counts["train_student"] == 6 * (1 + 4 * 2) and counts["train_teacher"] == 1 and counts["table"] == 1
+    # Every run and every (pair, rho) teacher is analysed; one figure job per pair; one report.
+    assert counts["analyse_student"] == counts["train_student"] and counts["analyse_teacher"] == 3
+    assert counts["plot_figures"] == 1 and counts["build_report"] == 1
 
 
 @pytest.fixture(scope="module")
@@ -34,17 +39,22 @@ def tiny_study(tmp_path_factory):
 def test_tiny_study_writes_a_table_row_per_pair_rho_and_method(tiny_study):
     with open(tiny_study / "table1.csv") as handle:
         rows = list(csv.DictReader(handle))
-    assert [(r["pair"], float(r["rho"]), r["method"]) for r in rows] == [("embedded", 0.0, "kd"), ("embedded", 1.0, "kd")]
+    methods = ["kd", "at", "vid", "vkd", "subdistill"]
+    assert [(r["pair"], float(r["rho"]), r["method"]) for r in rows] == [
+        ("embedded", rho, method) for rho in (0.0, 1.0) for method in methods
+    ]
     for row in rows:
         assert int(row["n_seeds"]) == 2
+        assert float(row["lambda"]) == 0.0 if row["method"] == "kd" else float(row["lambda"]) in (0.1, 1.0)
         assert 0.0 <= float(row["test_acc_mean"]) <= 100.0
         assert 0.0 <= float(row["teacher_test_acc"]) <= 100.0
-    assert "Output only" in (tiny_study / "table1.md").read_text()
+    markdown = (tiny_study / "table1.md").read_text()
+    assert all(name in markdown for name in ("Output only", "AT", "VID", "VKD", "SubDistill"))
 
 
 def test_every_run_records_metrics_and_provenance(tiny_study):
     metrics_files = sorted((tiny_study / "runs").glob("*/*/rho*/lam*/seed*/metrics.json"))
-    assert len(metrics_files) == 4
+    assert len(metrics_files) == 2 * 2 * (1 + 4 * 2)
     for path in metrics_files:
         metrics = json.loads(path.read_text())
         assert metrics["epochs_run"] == 2 and 1 <= metrics["best_epoch"] <= 2
@@ -56,7 +66,7 @@ def test_every_run_records_metrics_and_provenance(tiny_study):
 def test_every_job_left_a_log_and_a_benchmark(tiny_study):
     logs = list((tiny_study / "logs").rglob("*.log"))
     benchmarks = list((tiny_study / "benchmarks").rglob("*.tsv"))
-    assert len(logs) == len(benchmarks) >= 16
+    assert len(logs) == len(benchmarks) >= 80
     training_log = next((tiny_study / "logs" / "train_student").rglob("*.log")).read_text()
     assert "epoch 2/2" in training_log and "val_acc" in training_log
 
@@ -65,6 +75,52 @@ def test_teacher_metrics_and_preview(tiny_study):
     teacher = json.loads((tiny_study / "teachers" / "embedded" / "teacher_metrics.json").read_text())
     assert {"all_classes_test_acc", "subtask_test_acc"} <= set(teacher)
     assert (tiny_study / "data" / "preview.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_subspaces_are_fitted_once_per_rho_and_seed(tiny_study):
+    summaries = sorted((tiny_study / "subspaces" / "embedded" / "subdistill").glob("rho*/seed*.json"))
+    assert len(summaries) == 4
+    layers = json.loads(summaries[0].read_text())["layers"]
+    assert [layer["directions"] for layer in layers] == [8, 16, 32, 64]
+    assert all(0 < layer["captured_variance"] <= 1 for layer in layers)
+
+
+def test_report_holds_the_table_figures_and_relevance(tiny_study):
+    html = (tiny_study / "report.html").read_text()
+    assert '<table class="table1">' in html and "SubDistill" in html
+    assert html.count("data:image/png;base64,") == 1 + 3  # the data preview and the pair's three figures
+    assert "Teacher-student agreement" in html and "Git commit" in html
+    for kind in ("tsne", "relevance_maps", "relevance_scatter"):
+        assert (tiny_study / "figures" / f"embedded_{kind}.png").read_bytes()[:4] == b"\x89PNG"
+    for ext in ("md", "html", "tex"):
+        assert (tiny_study / f"table1.{ext}").stat().st_size > 0
+    with open(tiny_study / "relevance_correlation.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {(r["method"], float(r["rho"])) for r in rows} == {
+        (m, rho) for m in ("kd", "at", "vid", "vkd", "subdistill") for rho in (0.0, 1.0)
+    }
+    assert all(-1 <= float(r["correlation"]) <= 1 and int(r["n_points"]) > 0 for r in rows)
+
+
+def scheduled_jobs(result) -> set[str]:
+    block = result.stdout.split("Job stats:")[1].split("\n\n")[0]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+$", block, flags=re.M)} - {"total"}
+
+
+def test_changing_a_plot_setting_reruns_only_the_plots(tiny_study, tmp_path):
+    workdir = tiny_study.parents[1]
+    config = yaml.safe_load((REPO / "configs" / "test.yaml").read_text())
+    config["plots"] = {"tsne_perplexity": 7, "palette": "Set2", "heatmap_images": 2}
+    result = run_snakemake(workdir, "-n", "report", configfile=write_config(tmp_path / "restyled.yaml", config))
+    assert result.returncode == 0, result.stderr
+    assert scheduled_jobs(result) == {"plot_figures", "build_report", "report"}
+
+
+def test_snakemake_report_archive(tiny_study):
+    workdir = tiny_study.parents[1]
+    result = run_snakemake(workdir, "--report", "report.zip", configfile=REPO / "configs" / "test.yaml")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (workdir / "report.zip").stat().st_size > 10_000
 
 
 def test_rerun_has_nothing_to_do(tiny_study):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import json
 from pathlib import Path
 from typing import Any
@@ -77,13 +78,15 @@ def validate_config(config: dict[str, Any], partial: bool = False, schema: dict[
 def check_semantics(config: dict[str, Any]) -> None:
     """Checks beyond the schema, against the registries and the data."""
     from .data.textures import NUM_CLASSES
-    from .methods import list_methods
+    from .methods import get_method, list_methods
     from .models import list_models
 
     problems = []
-    for name in config.get("methods", {}):
+    for name, options in config.get("methods", {}).items():
         if name not in list_methods():
             problems.append(f"methods.{name}: unknown method; registered methods: {', '.join(list_methods())}")
+            continue
+        problems += _option_problems(name, get_method(name), options or {})
     for pair, spec in config.get("pairs", {}).items():
         for role in ("teacher", "student"):
             arch = spec[role]["arch"]
@@ -106,6 +109,22 @@ def check_semantics(config: dict[str, Any]) -> None:
                 problems.append(f"data.texture.{key}: lower bound {low} exceeds upper bound {high}")
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def _option_problems(name: str, method, options: dict[str, Any]) -> list[str]:
+    """Options of a method are keyword arguments of its layer loss; check them before any job runs."""
+    if not options:
+        return []
+    if method.layer_loss is None:
+        return [f"methods.{name}: output-only KD takes no options, got {sorted(options)}"]
+    parameters = inspect.signature(method.layer_loss).parameters
+    reserved = {"teacher_shape", "student_shape", "subspace"}
+    known = set(parameters) - reserved
+    return [
+        f"methods.{name}.{key}: not an option of {method.layer_loss.__name__} (options: {', '.join(sorted(known)) or 'none'})"
+        for key in options
+        if key not in known
+    ]
 
 
 def load_config(source: str | Path) -> dict[str, Any]:

@@ -7,6 +7,8 @@ it into place (``os.replace`` is atomic on POSIX within one file system).
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import json
 import os
 import tempfile
@@ -40,6 +42,21 @@ def write_json(path: str | os.PathLike, data: Any) -> None:
 def write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def csv_text(rows, columns) -> str:
+    """Rows of dicts as CSV: floats with 4 decimals, except rho and lambda as written in paths."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {
+                key: f"{value:g}" if key in ("rho", "lambda") else f"{value:.4f}" if isinstance(value, float) else value
+                for key, value in row.items()
+            }
+        )
+    return buffer.getvalue()
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -50,7 +50,6 @@ class DistillationObjective(nn.Module):
         super().__init__()
         if method.uses_layers and (student_taps is None or not layer_losses):
             raise ValueError(f"method {method.name!r} needs student taps and layer losses")
-        self.method = method
         self.temperature = temperature
         self.lam = lam
         self.layer_losses = nn.ModuleList(layer_losses)

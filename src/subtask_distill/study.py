@@ -35,13 +35,7 @@ class Run:
         return f"runs/{self.pair}/{self.method}/rho{self.rho}/lam{self.lam}/seed{self.seed}"
 
 
-def method_uses_layers(name: str) -> bool:
-    from .methods import get_method
-
-    return get_method(name).uses_layers
-
-
-def lambdas_for(config: dict[str, Any], method: str, uses_layers: bool) -> list[str]:
+def lambdas_for(config: dict[str, Any], uses_layers: bool) -> list[str]:
     if not uses_layers:
         return [format_number(NO_LAYER_LOSS_LAMBDA)]
     return [format_number(lam) for lam in config["lambdas"]]
@@ -56,6 +50,6 @@ def runs(config: dict[str, Any], uses_layers: dict[str, bool]) -> Iterator[Run]:
     for pair in config["pairs"]:
         for method in config["methods"]:
             for rho in config["rhos"]:
-                for lam in lambdas_for(config, method, uses_layers[method]):
+                for lam in lambdas_for(config, uses_layers[method]):
                     for seed in config["seeds"]:
                         yield Run(pair, method, format_number(rho), lam, int(seed))

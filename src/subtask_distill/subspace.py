@@ -38,6 +38,15 @@ class LayerSubspace:
         """Share of the activations' variance inside the subspace."""
         return float(self.variance.sum()) / self.total_variance if self.total_variance > 0 else float("nan")
 
+    def to_dict(self) -> dict:
+        return {
+            "basis": self.basis,
+            "mean": self.mean,
+            "variance": self.variance,
+            "eigenvalues": self.eigenvalues,
+            "total_variance": self.total_variance,
+        }
+
     def as_float(self) -> "LayerSubspace":
         return LayerSubspace(
             self.basis.float(), self.mean.float(), self.variance.float(), self.eigenvalues.float(), self.total_variance
@@ -181,3 +190,30 @@ def fit_subspaces(
     for layer, subspace in enumerate(fitted):
         subspace.basis[:, positive[layer] * 2 < total[layer]] *= -1
     return [s.as_float() for s in fitted]
+
+
+def save_subspaces(path, kind: str, subspaces: Sequence[LayerSubspace], teacher_layers: Sequence[str]) -> None:
+    from .io import save_torch
+
+    layers = [dict(s.to_dict(), teacher_layer=name) for s, name in zip(subspaces, teacher_layers)]
+    save_torch(path, {"kind": kind, "layers": layers})
+
+
+def load_subspaces(path, kind: str, teacher_layers: Sequence[str]) -> list[LayerSubspace]:
+    """Read subspaces saved by ``save_subspaces``, checking they fit the pair's layers."""
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    if payload.get("kind") != kind:
+        raise ValueError(f"{path} holds a {payload.get('kind')!r} subspace, a {kind!r} one is needed")
+    names = [layer["teacher_layer"] for layer in payload["layers"]]
+    if names != list(teacher_layers):
+        raise ValueError(f"{path} was fitted on teacher layers {names}, the pair uses {list(teacher_layers)}")
+    return [
+        LayerSubspace(
+            basis=layer["basis"],
+            mean=layer["mean"],
+            variance=layer["variance"],
+            eigenvalues=layer["eigenvalues"],
+            total_variance=layer["total_variance"],
+        )
+        for layer in payload["layers"]
+    ]

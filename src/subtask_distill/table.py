@@ -16,6 +16,8 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from .io import csv_text
+
 TABLE_COLUMNS = (
     "pair",
     "rho",
@@ -80,17 +82,7 @@ def build_table(runs: Iterable[dict[str, Any]], teacher_acc: dict[tuple[str, flo
 
 
 def table_csv(rows: Sequence[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=TABLE_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(
-            {
-                key: f"{value:g}" if key in ("rho", "lambda") else f"{value:.4f}" if isinstance(value, float) else value
-                for key, value in row.items()
-            }
-        )
-    return buffer.getvalue()
+    return csv_text(rows, TABLE_COLUMNS)
 
 
 def read_table_csv(text: str) -> list[dict[str, Any]]:
@@ -102,36 +94,3 @@ def read_table_csv(text: str) -> list[dict[str, Any]]:
         row["n_seeds"] = int(row["n_seeds"])
         rows.append(row)
     return rows
-
-
-def _cell(value: float, digits: int = 1) -> str:
-    return "–" if math.isnan(value) else f"{value:.{digits}f}"
-
-
-def table_markdown(rows: Sequence[dict[str, Any]], method_names: dict[str, str]) -> str:
-    """Paper layout: one line per (pair, rho); Ref, one column per method, max err.
-
-    Method cells read "test accuracy ± standard error (lambda*)".
-    """
-    methods = [m for m in method_names if any(r["method"] == m for r in rows)]
-    by_key = {(r["pair"], r["rho"], r["method"]): r for r in rows}
-    lines = [
-        "| pair | rho | Ref | " + " | ".join(method_names[m] for m in methods) + " | max err |",
-        "|---|---|---|" + "---|" * len(methods) + "---|",
-    ]
-    seen = []
-    for r in rows:
-        if (r["pair"], r["rho"]) not in seen:
-            seen.append((r["pair"], r["rho"]))
-    for pair, rho in seen:
-        cells = [by_key.get((pair, rho, m)) for m in methods]
-        present = [c for c in cells if c is not None]
-        errors = [c["test_acc_se"] for c in present if not math.isnan(c["test_acc_se"])]
-        text = [
-            "n/a" if c is None else f"{_cell(c['test_acc_mean'])} ± {_cell(c['test_acc_se'])} (λ={c['lambda']:g})"
-            for c in cells
-        ]
-        ref = present[0]["teacher_test_acc"] if present else float("nan")
-        max_err = _cell(max(errors)) if errors else "–"
-        lines.append(f"| {pair} | {rho:g} | {_cell(ref)} | " + " | ".join(text) + f" | {max_err} |")
-    return "\n".join(lines) + "\n"

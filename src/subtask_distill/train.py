@@ -60,7 +60,8 @@ def train_student(
     student.to(device)
     objective.to(device)
     params = list(student.parameters()) + list(objective.parameters())
-    optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    # foreach: one fused update over all parameter tensors (faster on CPU than the per-tensor default).
+    optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"], foreach=True)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["lr_step"], gamma=cfg["lr_gamma"])
 
     best = TrainingOutcome(best_epoch=0, val_acc=-1.0, test_acc=float("nan"))

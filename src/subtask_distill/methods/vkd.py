@@ -18,7 +18,11 @@ from .registry import LayerLoss, Shape, register_method
 class VKDLoss(LayerLoss):
     def __init__(self, teacher_shape: Shape, student_shape: Shape):
         super().__init__(teacher_shape, student_shape)
-        self.projection = orthogonal(nn.Linear(student_shape[0], teacher_shape[0], bias=False))
+        # matrix_exp, not PyTorch's default Householder map for non-square weights:
+        # with AdamW the latter collapses to a zero matrix after one step.
+        self.projection = orthogonal(
+            nn.Linear(student_shape[0], teacher_shape[0], bias=False), orthogonal_map="matrix_exp"
+        )
 
     @torch.no_grad()
     def teacher_target(self, teacher_feature: torch.Tensor) -> torch.Tensor:

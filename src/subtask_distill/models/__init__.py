@@ -1,12 +1,18 @@
 """Model registry: architectures are built by name, as in timm.
 
-``create_model(name, num_classes=...)`` is the one entry point; modules
-register their builders with ``@register_model``. Importing this package
-imports every module that registers models.
+``create_model(name, num_classes=...)`` is the one entry point; modules of
+this package register their builders with ``@register_model`` (every module
+here is imported, so a new architecture is one new file).
 """
 
+import importlib
+import pkgutil
+
 from .registry import create_model, list_models, register_model
-from . import embedded, paper  # noqa: F401  (register their models)
 from .subtask import SubtaskHead
+
+for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
+    if _module not in ("registry", "subtask", "taps"):
+        importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = ["SubtaskHead", "create_model", "list_models", "register_model"]

@@ -1,0 +1,87 @@
+# Analysis artifacts, separate from training so they rerun without retraining:
+# penultimate test features and occlusion relevance of every teacher and student.
+
+
+rule analyse_teacher:
+    input:
+        checkpoint=teacher_checkpoint(),
+        splits=splits_file(seed=SEEDS[0]),
+        base=rules.synthesize_data.output.subtask_base,
+    output:
+        analysis_file("{pair}", "teacher", "{rho}"),
+    log:
+        log_path("analyse_teacher", "{pair}_rho{rho}"),
+    benchmark:
+        benchmark_path("analyse_teacher", "{pair}_rho{rho}")
+    conda:
+        "../envs/study.yaml"
+    threads: config["runtime"]["student_threads"]
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        config=lambda w: job_config("data", "analysis", "runtime", pair=w.pair),
+        script=SCRIPTS / "analyse.py",
+    shell:
+        "python {params.script} --config {params.config:q} --threads {threads} --pair {wildcards.pair}"
+        " --rho {wildcards.rho} --role teacher --checkpoint {input.checkpoint} --splits {input.splits}"
+        " --subtask-base {input.base} --out {output} > {log} 2>&1"
+
+
+rule analyse_student:
+    input:
+        checkpoint=f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/student.pt",
+        splits=splits_file(),
+        base=rules.synthesize_data.output.subtask_base,
+    output:
+        f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/analysis.npz",
+    log:
+        log_path("analyse_student", "{pair}/{method}/rho{rho}_lam{lam}_seed{seed}"),
+    benchmark:
+        benchmark_path(
+            "analyse_student", "{pair}/{method}/rho{rho}_lam{lam}_seed{seed}"
+        )
+    conda:
+        "../envs/study.yaml"
+    threads: config["runtime"]["student_threads"]
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        config=lambda w: job_config("data", "analysis", "runtime", pair=w.pair),
+        script=SCRIPTS / "analyse.py",
+    shell:
+        "python {params.script} --config {params.config:q} --threads {threads} --pair {wildcards.pair}"
+        " --rho {wildcards.rho} --role student --checkpoint {input.checkpoint} --splits {input.splits}"
+        " --subtask-base {input.base} --out {output} > {log} 2>&1"
+
+
+rule relevance_table:
+    input:
+        table=rules.table.output.csv,
+        teachers=expand(
+            analysis_file("{pair}", "teacher", "{rho}"), pair=PAIRS, rho=RHOS
+        ),
+        analyses=[f"{RESULTS}/{run.path}/analysis.npz" for run in RUNS],
+    output:
+        report(
+            f"{RESULTS}/relevance_correlation.csv",
+            caption="../report/relevance_table.rst",
+            category="Relevance",
+        ),
+    log:
+        log_path("relevance_table"),
+    benchmark:
+        benchmark_path("relevance_table")
+    conda:
+        "../envs/study.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    params:
+        runs=[f"{RESULTS}/{run.path}" for run in RUNS],
+        script=SCRIPTS / "relevance_table.py",
+    shell:
+        "python {params.script} --table {input.table} --teacher-analysis {input.teachers}"
+        " --runs {params.runs} --out {output} > {log} 2>&1"

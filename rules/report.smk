@@ -1,0 +1,78 @@
+# Figures and the HTML report. These rules alone read the config's plots section,
+# so restyling a figure reruns them and nothing upstream.
+
+
+rule plot_figures:
+    input:
+        table=rules.table.output.csv,
+        teachers=lambda w: expand(analysis_file(w.pair, "teacher", "{rho}"), rho=RHOS),
+        analyses=lambda w: [
+            f"{RESULTS}/{run.path}/analysis.npz" for run in pair_runs(w.pair)
+        ],
+    output:
+        tsne=report(
+            figure_file("{pair}", "tsne"),
+            caption="../report/tsne.rst",
+            category="Figures",
+        ),
+        heatmaps=report(
+            figure_file("{pair}", "relevance_maps"),
+            caption="../report/relevance_maps.rst",
+            category="Figures",
+        ),
+        scatter=report(
+            figure_file("{pair}", "relevance_scatter"),
+            caption="../report/relevance_scatter.rst",
+            category="Figures",
+        ),
+    log:
+        log_path("plot_figures", "{pair}"),
+    benchmark:
+        benchmark_path("plot_figures", "{pair}")
+    conda:
+        "../envs/study.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=20,
+    params:
+        settings=json.dumps(config["plots"]),
+        runs=lambda w: [f"{RESULTS}/{run.path}" for run in pair_runs(w.pair)],
+        script=SCRIPTS / "plot_figures.py",
+    shell:
+        "python {params.script} --pair {wildcards.pair} --table {input.table}"
+        " --teacher-analysis {input.teachers} --runs {params.runs} --settings {params.settings:q}"
+        " --tsne {output.tsne} --heatmaps {output.heatmaps} --scatter {output.scatter} > {log} 2>&1"
+
+
+rule build_report:
+    input:
+        table=rules.table.output.html,
+        teachers=expand(f"{RESULTS}/teachers/{{pair}}/teacher_metrics.json", pair=PAIRS),
+        preview=rules.preview_data.output,
+        figures=expand(
+            figure_file("{pair}", "{kind}"),
+            pair=PAIRS,
+            kind=["tsne", "relevance_maps", "relevance_scatter"],
+        ),
+        relevance=rules.relevance_table.output,
+    output:
+        f"{RESULTS}/report.html",
+    log:
+        log_path("build_report"),
+    benchmark:
+        benchmark_path("build_report")
+    conda:
+        "../envs/study.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        config=json.dumps(config),
+        benchmarks=lambda w: sorted(Path(RESULTS, "benchmarks").rglob("*.tsv")),
+        script=SCRIPTS / "make_report.py",
+    shell:
+        "python {params.script} --config {params.config:q} --table-html {input.table}"
+        " --teacher-metrics {input.teachers} --preview {input.preview} --figures {input.figures}"
+        " --relevance {input.relevance} --benchmarks {params.benchmarks} --out {output} > {log} 2>&1"

@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Analysis artifacts of one model: penultimate test features and occlusion relevance."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from subtask_distill import cli
+from subtask_distill.analysis import analyse
+from subtask_distill.io import load_arrays, save_arrays
+from subtask_distill.runtime import select_device
+from subtask_distill.teacher import build_network, load_subtask_teacher
+
+
+def main() -> None:
+    p = cli.parser(__doc__)
+    p.add_argument("--pair", required=True)
+    p.add_argument("--rho", type=float, required=True, help="rho of the splits (recorded in the output)")
+    p.add_argument("--role", choices=("teacher", "student"), required=True)
+    p.add_argument("--checkpoint", type=Path, required=True, help="teacher.pt or a run's student.pt")
+    p.add_argument("--splits", type=Path, required=True, help="split .npz of this rho (its test split is analysed)")
+    p.add_argument("--subtask-base", type=Path, required=True, help="clean images and digit pools")
+    p.add_argument("--out", type=Path, required=True, help="output .npz")
+    args = p.parse_args()
+    config, log = cli.setup(args, "analyse")
+    device = select_device(config["runtime"]["device"])
+    spec = config["pairs"][args.pair][args.role]
+    num_classes = len(config["data"]["subtask_classes"])
+    if args.role == "teacher":
+        model = load_subtask_teacher(args.checkpoint, spec, config["data"]["subtask_classes"], device)
+    else:
+        model = build_network(spec, num_classes=num_classes)
+        model.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=True)["state_dict"])
+    splits = load_arrays(args.splits)
+    result = analyse(model, splits, load_arrays(args.subtask_base), config["analysis"]["max_images"], device)
+    extra = {"pair": np.array(args.pair), "rho": np.array(args.rho)}
+    if args.role == "teacher":  # the figures draw relevance maps over these images
+        extra["images"] = splits["test_x"][result["relevance_images"]]
+    save_arrays(args.out, {**result, **extra})
+    log.info(
+        "%s: features %s, relevance on %d images, mean |R| on the digit patch %.3f vs other patches %.3f",
+        args.role, result["features"].shape, len(result["relevance"]),
+        float(np.abs(result["relevance"][:, 0]).mean()), float(np.abs(result["relevance"][:, 1:]).mean()),
+    )
+
+
+if __name__ == "__main__":
+    main()

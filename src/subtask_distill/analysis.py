@@ -1,0 +1,87 @@
+"""Per-model analysis artifacts: penultimate test features and occlusion relevance.
+
+Run on the teacher once per (pair, rho) and on every student; the plotting
+rules read only these files, so figures can be redrawn without touching a
+network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data.tensors import batch_indices, images_to_tensor
+from .relevance import occlusion_relevance
+
+
+def classifier_of(model: nn.Module) -> nn.Module:
+    """The final classification layer, whose input is the pooled penultimate feature vector."""
+    inner = getattr(model, "model", model)  # the teacher's subtask head wraps the network
+    if hasattr(inner, "get_classifier"):  # timm
+        return inner.get_classifier()
+    for name in ("fc", "heads", "classifier", "head"):
+        if isinstance(getattr(inner, name, None), nn.Module):
+            return getattr(inner, name)
+    raise ValueError(f"cannot find the classifier of {type(inner).__name__}")
+
+
+@torch.no_grad()
+def penultimate_features(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 256) -> np.ndarray:
+    """The input of the classifier (global-average-pooled features) for every image."""
+    captured: list[torch.Tensor] = []
+    handle = classifier_of(model).register_forward_pre_hook(lambda module, args: captured.append(args[0].flatten(1).float().cpu()))
+    try:
+        model.eval()
+        for index in batch_indices(len(x), batch_size):
+            model(x[index].to(device))
+    finally:
+        handle.remove()
+    return torch.cat(captured).numpy()
+
+
+def analyse(
+    model: nn.Module,
+    splits: dict[str, np.ndarray],
+    base: dict[str, np.ndarray],
+    max_images: int,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Features of the whole test split; relevance on its contaminated images (all images when none is).
+
+    At most ``max_images`` images get relevance maps, evenly spaced over the
+    split (which is ordered by class), so every class is represented; they are
+    the same for every model, so their maps can be compared.
+    """
+    mean, std = splits["channel_mean"], splits["channel_std"]
+    model = model.to(device).eval()
+
+    def to_tensor(images: np.ndarray) -> torch.Tensor:
+        return images_to_tensor(images, mean, std).to(device)
+
+    test_x = splits["test_x"]
+    features = penultimate_features(model, images_to_tensor(test_x, mean, std), device)
+    digits = splits["test_digit"]
+    chosen = np.flatnonzero(digits >= 0) if np.any(digits >= 0) else np.arange(len(digits))
+    if len(chosen) > max_images:
+        chosen = chosen[np.linspace(0, len(chosen) - 1, max_images).round().astype(int)]
+    relevance = occlusion_relevance(
+        model,
+        images=test_x[chosen],
+        clean=base["test_x"][splits["test_id"][chosen]],
+        labels=splits["test_y"][chosen],
+        digit_classes=digits[chosen],
+        digit_pool=base["digits_test"],
+        digit_pool_labels=base["digits_test_y"],
+        mean_colour=mean,
+        to_tensor=to_tensor,
+    )
+    return {
+        "features": features,
+        "labels": splits["test_y"],
+        "digits": digits,
+        "relevance": relevance,
+        "relevance_images": chosen,
+    }

@@ -1,0 +1,146 @@
+"""Figures, drawn from analysis files only (no network runs).
+
+- t-SNE of penultimate test features (paper Fig. 2): one panel for the
+  teacher and one per method's best run at lambda*; each point is drawn as
+  the digit its image carries, coloured by the image's class.
+- Relevance (paper Fig. 3): example heatmaps over the images, and
+  teacher-vs-student scatter plots of patch relevance with Pearson's r.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+from .relevance import DIGIT_PATCH, GRID
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = np.ravel(x).astype(np.float64), np.ravel(y).astype(np.float64)
+    if len(x) < 2 or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def digit_share(relevance: np.ndarray) -> float:
+    """Mean over images of |R_digit patch| / sum_p |R_p| (images with no relevance at all are skipped)."""
+    magnitude = np.abs(relevance)
+    total = magnitude.sum(axis=1)
+    keep = total > 0
+    return float((magnitude[keep, DIGIT_PATCH] / total[keep]).mean()) if keep.any() else float("nan")
+
+
+@dataclass
+class Panel:
+    title: str
+    features: np.ndarray
+    labels: np.ndarray
+    digits: np.ndarray
+
+
+def tsne_embedding(features: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
+    from sklearn.manifold import TSNE
+
+    perplexity = min(perplexity, max(2.0, (len(features) - 1) / 3))
+    return TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(features)
+
+
+def tsne_figure(panels: Sequence[Panel], settings: dict[str, Any], title: str):
+    plt = _pyplot()
+    import seaborn as sns
+
+    palette = sns.color_palette(settings["palette"], n_colors=int(max(p.labels.max() for p in panels)) + 1)
+    cols = min(len(panels), 3)
+    rows = int(np.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.2 * rows), squeeze=False)
+    rng = np.random.default_rng(settings["seed"])
+    for ax, panel in zip(axes.flat, panels):
+        keep = np.sort(rng.permutation(len(panel.labels))[: settings["tsne_points"]])
+        xy = tsne_embedding(panel.features[keep], settings["tsne_perplexity"], settings["seed"])
+        labels, digits = panel.labels[keep], panel.digits[keep]
+        clean = digits < 0  # images without a digit are dots; the others are drawn as their digit
+        ax.scatter(xy[clean, 0], xy[clean, 1], c=[palette[c] for c in labels[clean]], s=10, linewidths=0)
+        for (x, y), label, digit in zip(xy[~clean], labels[~clean], digits[~clean]):
+            ax.text(x, y, str(digit), color=palette[label], fontsize=settings["digit_font_size"],
+                    fontweight="bold", ha="center", va="center")
+        ax.set_xlim(xy[:, 0].min() - 2, xy[:, 0].max() + 2)
+        ax.set_ylim(xy[:, 1].min() - 2, xy[:, 1].max() + 2)
+        ax.set_title(panel.title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=palette[c], label=f"class {c}") for c in range(len(palette))]
+    fig.legend(handles=handles, loc="lower center", ncol=len(palette), fontsize=8, frameon=False)
+    fig.suptitle(f"{title}: colour = class, character = the digit the image carries", fontsize=11)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    return fig
+
+
+def heatmap_figure(
+    images: np.ndarray,
+    maps: dict[str, np.ndarray],
+    rows_label: Sequence[str],
+    settings: dict[str, Any],
+    title: str,
+):
+    """Rows: images; columns: the image, then each model's relevance map over it.
+
+    ``maps`` maps a column title to an (images x 16) relevance array.
+    """
+    plt = _pyplot()
+    cols = 1 + len(maps)
+    fig, axes = plt.subplots(len(images), cols, figsize=(1.9 * cols, 1.9 * len(images)), squeeze=False)
+    size = images.shape[1]
+    for row, image in enumerate(images):
+        axes[row, 0].imshow(image, interpolation="nearest")
+        axes[row, 0].set_ylabel(rows_label[row], fontsize=7)
+        for col, (name, relevance) in enumerate(maps.items(), start=1):
+            grid = relevance[row].reshape(GRID, GRID)
+            limit = float(np.abs(grid).max()) or 1.0
+            ax = axes[row, col]
+            ax.imshow(image, interpolation="nearest")
+            ax.imshow(
+                grid, cmap=settings["heatmap_cmap"], vmin=-limit, vmax=limit, alpha=settings["heatmap_alpha"],
+                extent=(-0.5, size - 0.5, size - 0.5, -0.5), interpolation="nearest",
+            )
+            if row == 0:
+                ax.set_title(name, fontsize=8)
+    axes[0, 0].set_title("image", fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_figure(teacher: np.ndarray, students: dict[str, np.ndarray], settings: dict[str, Any], title: str):
+    """Teacher (x) against student (y) patch relevance, one panel per method; the digit patch highlighted."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(students), figsize=(3.2 * len(students), 3.3), squeeze=False)
+    digit_mask = np.zeros_like(teacher, dtype=bool)
+    digit_mask[:, DIGIT_PATCH] = True
+    for ax, (name, student) in zip(axes.flat, students.items()):
+        ax.scatter(teacher[~digit_mask], student[~digit_mask], s=4, alpha=0.4, color=settings["scatter_colour"], label="other patches")
+        ax.scatter(teacher[digit_mask], student[digit_mask], s=6, alpha=0.6, color=settings["digit_colour"], label="digit patch")
+        ax.set_title(f"{name}\nr = {pearson(teacher, student):.2f}", fontsize=9)
+        ax.set_xlabel("teacher relevance", fontsize=8)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.axvline(0, color="grey", lw=0.5)
+    axes[0, 0].set_ylabel("student relevance", fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,195 @@
+"""Table I laid out like the paper, in Markdown, HTML and LaTeX.
+
+Rows are (pair, rho); columns Ref, one per method, and the row's largest
+standard error. Method cells are coloured by accuracy as in the paper: red
+for [0, 50], orange for (50, 75], yellow for (75, 90] (a boundary value takes
+the lower band). Where the paper reports the same (pair, rho), each cell also
+shows the paper's value.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Sequence
+
+BANDS = (
+    (50.0, "red", "#f4a6a6", "red!35"),
+    (75.0, "orange", "#f9c98f", "orange!40"),
+    (90.0, "yellow", "#fbec8f", "yellow!50"),
+)
+_MARKERS = {"red": "🟥", "orange": "🟧", "yellow": "🟨"}
+PAPER_METHODS = ("kd", "at", "vid", "vkd", "subdistill")
+
+
+def band(accuracy: float) -> str | None:
+    """The paper's colour band of an accuracy in percent, or None above 90."""
+    if math.isnan(accuracy):
+        return None
+    for upper, name, _, _ in BANDS:
+        if accuracy <= upper:
+            return name
+    return None
+
+
+def paper_table() -> dict[tuple[str, float], dict[str, float]]:
+    """The paper's Table I, keyed by (pair, rho): Ref, each method, max err."""
+    text = resources.files("subtask_distill").joinpath("paper_table1.csv").read_text()
+    out = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        key = (row.pop("pair"), float(row.pop("rho")))
+        out[key] = {k: float(v) for k, v in row.items()}
+    return out
+
+
+@dataclass
+class Cell:
+    mean: float
+    se: float
+    lam: float
+    paper: float | None = None
+
+
+@dataclass
+class Line:
+    pair: str
+    rho: float
+    ref: float
+    cells: list[Cell | None]
+    max_err: float
+    paper_ref: float | None = None
+
+
+def layout(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[Line]:
+    """One line per (pair, rho) in order of appearance; cells follow ``methods``."""
+    paper = paper_table()
+    by_key = {(r["pair"], float(r["rho"]), r["method"]): r for r in rows}
+    keys: list[tuple[str, float]] = []
+    for r in rows:
+        if (r["pair"], float(r["rho"])) not in keys:
+            keys.append((r["pair"], float(r["rho"])))
+    lines = []
+    for pair, rho in keys:
+        reference = paper.get((pair, rho), {})
+        cells: list[Cell | None] = []
+        for method in methods:
+            r = by_key.get((pair, rho, method))
+            cells.append(
+                None if r is None else Cell(r["test_acc_mean"], r["test_acc_se"], r["lambda"], reference.get(method))
+            )
+        present = [r for r in rows if r["pair"] == pair and float(r["rho"]) == rho]
+        errors = [r["test_acc_se"] for r in present if not math.isnan(r["test_acc_se"])]
+        lines.append(
+            Line(
+                pair=pair,
+                rho=rho,
+                ref=present[0]["teacher_test_acc"],
+                cells=cells,
+                max_err=max(errors) if errors else float("nan"),
+                paper_ref=reference.get("ref"),
+            )
+        )
+    return lines
+
+
+def _number(value: float) -> str:
+    return "–" if value is None or math.isnan(value) else f"{value:.1f}"
+
+
+def _with_paper(value: float, paper: float | None) -> str:
+    return _number(value) if paper is None else f"{_number(value)} ({paper:.1f})"
+
+
+def _legend(lines: Sequence[Line]) -> str:
+    paper = any(line.paper_ref is not None for line in lines)
+    text = "Test accuracy (%) at the lambda chosen on validation, mean ± standard error over seeds."
+    if paper:
+        text += " In parentheses: the paper's value."
+    return text + " Red: <= 50, orange: <= 75, yellow: <= 90."
+
+
+def markdown(rows: Sequence[dict[str, Any]], methods: Sequence[str], names: dict[str, str]) -> str:
+    lines = layout(rows, methods)
+    out = [
+        "| pair | rho | Ref | " + " | ".join(names[m] for m in methods) + " | max err |",
+        "|---|---|---|" + "---|" * len(methods) + "---|",
+    ]
+    for line in lines:
+        cells = []
+        for cell in line.cells:
+            if cell is None:
+                cells.append("n/a")
+                continue
+            marker = _MARKERS.get(band(cell.mean) or "", "")
+            text = f"{_with_paper(cell.mean, cell.paper)} ± {_number(cell.se)} (λ={cell.lam:g})"
+            cells.append(f"{marker} {text}".strip())
+        ref = _with_paper(line.ref, line.paper_ref)
+        out.append(f"| {line.pair} | {line.rho:g} | {ref} | " + " | ".join(cells) + f" | {_number(line.max_err)} |")
+    return "\n".join(out) + "\n\n" + _legend(lines) + "\n"
+
+
+def html_table(rows: Sequence[dict[str, Any]], methods: Sequence[str], names: dict[str, str]) -> str:
+    lines = layout(rows, methods)
+    colours = {name: colour for _, name, colour, _ in BANDS}
+    head = "".join(f"<th>{html.escape(names[m])}</th>" for m in methods)
+    body = []
+    for line in lines:
+        cells = []
+        for cell in line.cells:
+            if cell is None:
+                cells.append("<td>n/a</td>")
+                continue
+            style = f' style="background:{colours[band(cell.mean)]}"' if band(cell.mean) else ""
+            cells.append(
+                f"<td{style}>{_with_paper(cell.mean, cell.paper)} ± {_number(cell.se)}"
+                f'<br><small>λ={cell.lam:g}</small></td>'
+            )
+        body.append(
+            f"<tr><td>{html.escape(line.pair)}</td><td>{line.rho:g}</td><td>{_with_paper(line.ref, line.paper_ref)}</td>"
+            + "".join(cells)
+            + f"<td>{_number(line.max_err)}</td></tr>"
+        )
+    return (
+        '<table class="table1">\n<thead><tr><th>pair</th><th>rho</th><th>Ref</th>'
+        + head
+        + "<th>max err</th></tr></thead>\n<tbody>\n"
+        + "\n".join(body)
+        + f"\n</tbody>\n</table>\n<p class=\"legend\">{html.escape(_legend(lines))}</p>\n"
+    )
+
+
+def latex(rows: Sequence[dict[str, Any]], methods: Sequence[str], names: dict[str, str]) -> str:
+    """A tabular for \\usepackage[table]{xcolor} (cell colours) and booktabs."""
+    lines = layout(rows, methods)
+    colours = {name: colour for _, name, _, colour in BANDS}
+
+    def escape(text: str) -> str:
+        return text.replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
+
+    out = [
+        "% Requires \\usepackage[table]{xcolor} and \\usepackage{booktabs}.",
+        r"\begin{tabular}{ll" + "r" * (len(methods) + 2) + "}",
+        r"\toprule",
+        "pair & $\\rho$ & Ref & " + " & ".join(escape(names[m]) for m in methods) + r" & max err \\",
+        r"\midrule",
+    ]
+    for line in lines:
+        cells = []
+        for cell in line.cells:
+            if cell is None:
+                cells.append("n/a")
+                continue
+            colour = band(cell.mean)
+            prefix = f"\\cellcolor{{{colours[colour]}}}" if colour else ""
+            cells.append(prefix + _with_paper(cell.mean, cell.paper))
+        out.append(
+            f"{escape(line.pair)} & {line.rho:g} & {_with_paper(line.ref, line.paper_ref)} & "
+            + " & ".join(cells)
+            + f" & {_number(line.max_err)} \\\\"
+        )
+    out += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(out)

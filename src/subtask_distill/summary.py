@@ -1,0 +1,81 @@
+"""From finished runs to what the figures show: the runs at lambda*, and the relevance table."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .figures import digit_share, pearson
+from .io import load_arrays, read_json
+
+RELEVANCE_COLUMNS = (
+    "pair",
+    "method",
+    "rho",
+    "lambda",
+    "n_seeds",
+    "correlation",
+    "n_points",
+    "teacher_digit_share",
+    "student_digit_share",
+)
+
+
+def load_runs(run_dirs: Iterable[Path]) -> list[dict[str, Any]]:
+    """Each run's metrics (without the per-epoch history) and its folder."""
+    runs = []
+    for folder in run_dirs:
+        metrics = read_json(Path(folder) / "metrics.json")
+        metrics.pop("history", None)
+        runs.append(dict(metrics, dir=Path(folder)))
+    return runs
+
+
+def runs_at_lambda_star(runs: Sequence[dict[str, Any]], table_rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict]]:
+    """(pair, rho, method) -> its runs at the lambda chosen in Table I, best validation accuracy first."""
+    chosen = {(r["pair"], float(r["rho"]), r["method"]): float(r["lambda"]) for r in table_rows}
+    out: dict[tuple, list[dict]] = {}
+    for run in runs:
+        key = (run["pair"], float(run["rho"]), run["method"])
+        if key in chosen and math.isclose(float(run["lambda"]), chosen[key]):
+            out.setdefault(key, []).append(run)
+    for group in out.values():
+        group.sort(key=lambda r: (-r["val_acc"], r["seed"]))
+    return out
+
+
+def teacher_analyses(paths: Iterable[Path]) -> dict[tuple[str, float], dict[str, np.ndarray]]:
+    out = {}
+    for path in paths:
+        arrays = load_arrays(path)
+        out[(str(arrays["pair"]), float(arrays["rho"]))] = arrays
+    return out
+
+
+def relevance_rows(
+    chosen: dict[tuple, list[dict]], teachers: dict[tuple[str, float], dict[str, np.ndarray]]
+) -> list[dict[str, Any]]:
+    """Per (pair, method, rho): Pearson r between teacher and seed-averaged student patch relevance."""
+    rows = []
+    for (pair, rho, method), group in chosen.items():
+        teacher = teachers[(pair, rho)]["relevance"]
+        student = np.mean([load_arrays(run["dir"] / "analysis.npz")["relevance"] for run in group], axis=0)
+        if student.shape != teacher.shape:
+            raise ValueError(f"relevance of {pair}/{method}/rho{rho} is {student.shape}, the teacher's {teacher.shape}")
+        rows.append(
+            {
+                "pair": pair,
+                "method": method,
+                "rho": rho,
+                "lambda": group[0]["lambda"],
+                "n_seeds": len(group),
+                "correlation": pearson(teacher, student),
+                "n_points": int(teacher.size),
+                "teacher_digit_share": digit_share(teacher),
+                "student_digit_share": digit_share(student),
+            }
+        )
+    return rows
