@@ -12,6 +12,7 @@ from torch import nn
 
 from .data.tensors import batch_indices
 from .evaluate import accuracy, predict_logits
+from .runtime import memory_format
 
 
 def train_classifier(
@@ -26,6 +27,8 @@ def train_classifier(
 ) -> list[dict[str, float]]:
     """Cross-entropy training with AdamW and a one-cycle schedule; returns per-epoch history."""
     epochs, batch_size = cfg["epochs"], cfg["batch_size"]
+    layout = memory_format(cfg.get("channels_last", False))
+    model.to(device=device, memory_format=layout)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     steps_per_epoch = sum(1 for _ in batch_indices(len(x), batch_size, torch.Generator().manual_seed(0)))
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
@@ -39,7 +42,8 @@ def train_classifier(
         correct = torch.zeros((), dtype=torch.long, device=device)
         seen = 0
         for idx in batch_indices(len(x), batch_size, generator):
-            inputs, targets = x[idx].to(device, non_blocking=True), y[idx].to(device, non_blocking=True)
+            inputs = x[idx].to(device, non_blocking=True).contiguous(memory_format=layout)
+            targets = y[idx].to(device, non_blocking=True)
             logits = model(inputs)
             loss = F.cross_entropy(logits, targets)
             optimizer.zero_grad(set_to_none=True)

@@ -20,6 +20,7 @@ from torch import nn
 from .data.tensors import batch_indices
 from .evaluate import accuracy, predict_logits
 from .objective import DistillationObjective, TeacherOutputs
+from .runtime import memory_format
 
 
 @dataclass
@@ -54,10 +55,11 @@ def train_student(
 ) -> TrainingOutcome:
     """Train ``student`` with ``objective``; return the best epoch by validation accuracy.
 
-    ``cfg`` holds epochs, batch_size, lr, weight_decay, lr_step and lr_gamma.
-    Ties in validation accuracy keep the earlier epoch.
+    ``cfg`` holds epochs, batch_size, lr, weight_decay, lr_step, lr_gamma and
+    channels_last. Ties in validation accuracy keep the earlier epoch.
     """
-    student.to(device)
+    layout = memory_format(cfg.get("channels_last", False))
+    student.to(device=device, memory_format=layout)
     objective.to(device)
     params = list(student.parameters()) + list(objective.parameters())
     # foreach: one fused update over all parameter tensors (faster on CPU than the per-tensor default).
@@ -72,7 +74,7 @@ def train_student(
         sums: dict[str, torch.Tensor] = {}
         seen = 0
         for idx in batch_indices(len(data.train_x), cfg["batch_size"], generator):
-            x = data.train_x[idx].to(device, non_blocking=True)
+            x = data.train_x[idx].to(device, non_blocking=True).contiguous(memory_format=layout)
             terms = objective(student, x, data.train_teacher.select(idx, device))
             loss = sum(terms.values())
             optimizer.zero_grad(set_to_none=True)
