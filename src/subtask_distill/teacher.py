@@ -27,7 +27,7 @@ def train_classifier(
 ) -> list[dict[str, float]]:
     """Cross-entropy training with AdamW and a one-cycle schedule; returns per-epoch history."""
     epochs, batch_size = cfg["epochs"], cfg["batch_size"]
-    layout = memory_format(cfg.get("channels_last", False))
+    layout = memory_format(cfg.get("channels_last", "auto"), device)
     model.to(device=device, memory_format=layout)
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     steps_per_epoch = sum(1 for _ in batch_indices(len(x), batch_size, torch.Generator().manual_seed(0)))

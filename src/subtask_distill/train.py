@@ -58,7 +58,7 @@ def train_student(
     ``cfg`` holds epochs, batch_size, lr, weight_decay, lr_step, lr_gamma and
     channels_last. Ties in validation accuracy keep the earlier epoch.
     """
-    layout = memory_format(cfg.get("channels_last", False))
+    layout = memory_format(cfg.get("channels_last", "auto"), device)
     student.to(device=device, memory_format=layout)
     objective.to(device)
     params = list(student.parameters()) + list(objective.parameters())
