@@ -29,3 +29,13 @@ def test_arrays_round_trip(tmp_path):
     save_arrays(tmp_path / "a.npz", arrays)
     back = load_arrays(tmp_path / "a.npz")
     assert set(back) == {"x", "y"} and all(np.array_equal(arrays[k], back[k]) for k in arrays)
+
+
+def test_outputs_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    write_json(tmp_path / "m.json", {})
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "m.json").stat().st_mode) == 0o666 & ~mask
