@@ -18,7 +18,7 @@ def main() -> None:
     p.add_argument("--preview", type=Path, required=True)
     p.add_argument("--figures", type=Path, nargs="+", required=True, help="PNG figures, in display order")
     p.add_argument("--relevance", type=Path, required=True, help="relevance_correlation.csv")
-    p.add_argument("--benchmarks", type=Path, nargs="*", default=[], help="Snakemake benchmark TSVs")
+    p.add_argument("--benchmarks-dir", type=Path, help="folder of Snakemake benchmark TSVs (benchmarks/<rule>/...)")
     p.add_argument("--out", type=Path, required=True)
     args = p.parse_args()
     config = json.loads(args.config)
@@ -26,7 +26,8 @@ def main() -> None:
     figures = [(path.stem.replace("_", " "), path) for path in args.figures]
     text = build_report(
         config["study"], args.table_html.read_text(), teachers, args.preview, figures,
-        args.relevance.read_text(), provenance(config), benchmark_summary(args.benchmarks),
+        args.relevance.read_text(), provenance(config),
+        benchmark_summary(sorted(args.benchmarks_dir.rglob("*.tsv")) if args.benchmarks_dir else []),
     )
     write_text(args.out, text)
 

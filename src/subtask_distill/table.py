@@ -55,13 +55,16 @@ def build_table(runs: Iterable[dict[str, Any]], teacher_acc: dict[tuple[str, flo
     """Rows of Table I from run metrics (pair, method, rho, lambda, seed, val_acc, test_acc).
 
     ``teacher_acc`` maps (pair, rho) to the teacher's subtask test accuracy.
-    Rows follow the order in which (pair, rho, method) first appear in ``runs``.
+    Rows are ordered by pair and method as they first appear in ``runs``, and by rho.
     """
     grouped: dict[tuple[str, float, str], dict[float, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
         grouped[(run["pair"], float(run["rho"]), run["method"])][float(run["lambda"])].append(run)
+    pairs = list(dict.fromkeys(key[0] for key in grouped))
+    methods = list(dict.fromkeys(key[2] for key in grouped))
     rows = []
-    for (pair, rho, method), by_lambda in grouped.items():
+    for pair, rho, method in sorted(grouped, key=lambda k: (pairs.index(k[0]), k[1], methods.index(k[2]))):
+        by_lambda = grouped[(pair, rho, method)]
         lam = select_lambda({k: [r["val_acc"] for r in v] for k, v in by_lambda.items()})
         chosen = by_lambda[lam]
         test = [r["test_acc"] for r in chosen]
