@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from subtask_distill.figures import digit_share, pearson
-from subtask_distill.io import save_arrays, write_json
+from subtask_distill.io import save_arrays
 from subtask_distill.relevance import DIGIT_PATCH, GRID, margin, occluded_copies, occlusion_relevance, replacement_digit_class
 from subtask_distill.summary import relevance_rows, runs_at_lambda_star
 

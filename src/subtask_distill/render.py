@@ -112,21 +112,22 @@ def _legend(lines: Sequence[Line]) -> str:
     return text + " Red: <= 50, orange: <= 75, yellow: <= 90."
 
 
+def _cells(line: Line, render_cell, missing: str) -> list[str]:
+    return [missing if cell is None else render_cell(cell) for cell in line.cells]
+
+
 def markdown(rows: Sequence[dict[str, Any]], methods: Sequence[str], names: dict[str, str]) -> str:
     lines = layout(rows, methods)
     out = [
         "| pair | rho | Ref | " + " | ".join(names[m] for m in methods) + " | max err |",
         "|---|---|---|" + "---|" * len(methods) + "---|",
     ]
+    def render_cell(cell: Cell) -> str:
+        marker = _MARKERS.get(band(cell.mean) or "", "")
+        return f"{marker} {_with_paper(cell.mean, cell.paper)} ± {_number(cell.se)} (λ={cell.lam:g})".strip()
+
     for line in lines:
-        cells = []
-        for cell in line.cells:
-            if cell is None:
-                cells.append("n/a")
-                continue
-            marker = _MARKERS.get(band(cell.mean) or "", "")
-            text = f"{_with_paper(cell.mean, cell.paper)} ± {_number(cell.se)} (λ={cell.lam:g})"
-            cells.append(f"{marker} {text}".strip())
+        cells = _cells(line, render_cell, "n/a")
         ref = _with_paper(line.ref, line.paper_ref)
         out.append(f"| {line.pair} | {line.rho:g} | {ref} | " + " | ".join(cells) + f" | {_number(line.max_err)} |")
     return "\n".join(out) + "\n\n" + _legend(lines) + "\n"
@@ -136,18 +137,15 @@ def html_table(rows: Sequence[dict[str, Any]], methods: Sequence[str], names: di
     lines = layout(rows, methods)
     colours = {name: colour for _, name, colour, _ in BANDS}
     head = "".join(f"<th>{html.escape(names[m])}</th>" for m in methods)
+
+    def render_cell(cell: Cell) -> str:
+        style = f' style="background:{colours[band(cell.mean)]}"' if band(cell.mean) else ""
+        text = f"{_with_paper(cell.mean, cell.paper)} ± {_number(cell.se)}"
+        return f"<td{style}>{text}<br><small>λ={cell.lam:g}</small></td>"
+
     body = []
     for line in lines:
-        cells = []
-        for cell in line.cells:
-            if cell is None:
-                cells.append("<td>n/a</td>")
-                continue
-            style = f' style="background:{colours[band(cell.mean)]}"' if band(cell.mean) else ""
-            cells.append(
-                f"<td{style}>{_with_paper(cell.mean, cell.paper)} ± {_number(cell.se)}"
-                f'<br><small>λ={cell.lam:g}</small></td>'
-            )
+        cells = _cells(line, render_cell, "<td>n/a</td>")
         body.append(
             f"<tr><td>{html.escape(line.pair)}</td><td>{line.rho:g}</td><td>{_with_paper(line.ref, line.paper_ref)}</td>"
             + "".join(cells)
@@ -177,15 +175,13 @@ def latex(rows: Sequence[dict[str, Any]], methods: Sequence[str], names: dict[st
         "pair & $\\rho$ & Ref & " + " & ".join(escape(names[m]) for m in methods) + r" & max err \\",
         r"\midrule",
     ]
+    def render_cell(cell: Cell) -> str:
+        colour = band(cell.mean)
+        prefix = f"\\cellcolor{{{colours[colour]}}}" if colour else ""
+        return prefix + _with_paper(cell.mean, cell.paper)
+
     for line in lines:
-        cells = []
-        for cell in line.cells:
-            if cell is None:
-                cells.append("n/a")
-                continue
-            colour = band(cell.mean)
-            prefix = f"\\cellcolor{{{colours[colour]}}}" if colour else ""
-            cells.append(prefix + _with_paper(cell.mean, cell.paper))
+        cells = _cells(line, render_cell, "n/a")
         out.append(
             f"{escape(line.pair)} & {line.rho:g} & {_with_paper(line.ref, line.paper_ref)} & "
             + " & ".join(cells)
