@@ -81,7 +81,9 @@ def subspace_file(pair="{pair}", kind="{kind}", rho="{rho}", seed="{seed}", ext=
 
 
 def student_inputs(wildcards):
-    """A run's inputs: always the splits and teacher logits; the teacher and a subspace when its method needs them."""
+    """A run's inputs: always the splits and teacher logits; the teacher when it runs
+    (layer-wise methods, or any method with teacher_outputs: online) and a subspace when the method needs one.
+    """
     method = get_method(wildcards.method)
     inputs = {
         "splits": splits_file(wildcards.rho, wildcards.seed),
@@ -89,7 +91,7 @@ def student_inputs(wildcards):
             wildcards.pair, wildcards.rho, wildcards.seed
         ),
     }
-    if method.uses_layers:
+    if method.uses_layers or config["training"]["teacher_outputs"] == "online":
         inputs["teacher"] = teacher_checkpoint(wildcards.pair)
     if method.subspace:
         inputs["subspace"] = subspace_file(

@@ -23,9 +23,14 @@ rule train_student:
         ),
         script=SCRIPTS / "train_student.py",
         out_dir=lambda w, output: Path(output.metrics).parent,
+        # Outside the declared outputs, so Snakemake keeps it when a killed job is rerun.
+        resume=lambda w: f"{RESULTS}/resume/{w.pair}/{w.method}/rho{w.rho}/lam{w.lam}/seed{w.seed}.pt",
+        # Teacher features shared by every method and lambda of a (pair, rho, seed); keyed by their inputs.
+        cache_dir=f"{RESULTS}/cache/teacher_features",
         optional=optional_student_args,
     shell:
         "python {params.script} --config {params.config:q} --threads {threads}"
         " --pair {wildcards.pair} --method {wildcards.method} --rho {wildcards.rho}"
         " --lam {wildcards.lam} --seed {wildcards.seed} --splits {input.splits}"
-        " --teacher-logits {input.teacher_logits} {params.optional} --out-dir {params.out_dir} > {log} 2>&1"
+        " --teacher-logits {input.teacher_logits} {params.optional} --cache-dir {params.cache_dir}"
+        " --resume-file {params.resume} --out-dir {params.out_dir} > {log} 2>&1"

@@ -20,6 +20,8 @@ def main() -> None:
     p.add_argument("--teacher-logits", type=Path, required=True, help="logits .npz from teacher_logits.py")
     p.add_argument("--teacher", type=Path, help="teacher checkpoint (layer-wise methods)")
     p.add_argument("--subspace", type=Path, help="fitted subspace of this (pair, rho, seed) (SubDistill)")
+    p.add_argument("--cache-dir", type=Path, help="folder of cached teacher features shared across runs (fixed inputs only)")
+    p.add_argument("--resume-file", type=Path, help="per-epoch resume checkpoint: continued from if present, deleted at the end")
     p.add_argument("--out-dir", type=Path, required=True, help="folder for student.pt and metrics.json")
     args = p.parse_args()
     config, log = cli.setup(args, "train_student")
@@ -28,7 +30,10 @@ def main() -> None:
             p.error(f"--{key} {getattr(args, key)!r} is not in the config ({', '.join(known)})")
     run = Run(args.pair, args.method, format_number(args.rho), format_number(args.lam), args.seed)
     device = select_device(config["runtime"]["device"])
-    run_student(config, run, args.splits, args.teacher_logits, args.out_dir, device, log, args.teacher, args.subspace)
+    run_student(
+        config, run, args.splits, args.teacher_logits, args.out_dir, device, log,
+        teacher_path=args.teacher, subspace_path=args.subspace, cache_dir=args.cache_dir, resume_path=args.resume_file,
+    )
 
 
 if __name__ == "__main__":

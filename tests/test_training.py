@@ -11,6 +11,7 @@ from subtask_distill.models import SubtaskHead, create_model
 from subtask_distill.objective import DistillationObjective, TeacherOutputs
 from subtask_distill.runtime import seed_everything
 from subtask_distill.teacher import train_classifier
+from subtask_distill.teacher_outputs import CachedTeacher
 from subtask_distill.train import DistillationData, train_student
 
 QUIET = logging.getLogger("test")
@@ -33,10 +34,8 @@ def test_short_distillation_beats_chance(test_config):
     head = SubtaskHead(teacher, data_cfg["subtask_classes"]).eval()
 
     tensors = split_tensors(build_splits(base, data_cfg, 0.0, seed=0))
-    data = DistillationData(
-        train_x=tensors["train_x"], train_teacher=TeacherOutputs(predict_logits(head, tensors["train_x"])),
-        val_x=tensors["val_x"], val_y=tensors["val_y"], test_x=tensors["test_x"], test_y=tensors["test_y"],
-    )
+    teacher = CachedTeacher(TeacherOutputs(predict_logits(head, tensors["train_x"])), torch.device("cpu"))
+    data = DistillationData.in_memory(tensors, teacher, batch_size=16)
     cfg = {"epochs": 8, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.0, "lr_step": 10, "lr_gamma": 0.5}
     outcome = train_student(create_model("embedded_cnn", num_classes=5), DistillationObjective(get_method("kd"), 4.0),
                             data, cfg, seed_everything(0), QUIET)
@@ -49,8 +48,7 @@ def test_same_seed_gives_identical_training(tiny_data, test_config):
     _, base = tiny_data
     tensors = split_tensors(build_splits(base, test_config["data"], 1.0, seed=0))
     targets = torch.randn(len(tensors["train_x"]), 5, generator=torch.Generator().manual_seed(0))
-    data = DistillationData(tensors["train_x"], TeacherOutputs(targets), tensors["val_x"], tensors["val_y"],
-                            tensors["test_x"], tensors["test_y"])
+    data = DistillationData.in_memory(tensors, CachedTeacher(TeacherOutputs(targets), torch.device("cpu")), batch_size=16)
     cfg = {"epochs": 2, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0, "lr_step": 10, "lr_gamma": 0.5}
 
     def run():

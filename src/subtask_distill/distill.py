@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -15,12 +15,23 @@ from .evaluate import accuracy, predict_logits
 from .io import load_arrays, save_arrays, save_torch, write_json
 from .methods import get_method
 from .models.taps import FeatureTaps
+from .config import config_hash
 from .objective import DistillationObjective, TeacherOutputs, build_objective
 from .provenance import provenance
-from .runtime import seed_everything
+from .runtime import autocast_context, seed_everything
 from .study import Run
 from .subspace import fit_subspaces, load_subspaces, save_subspaces
 from .teacher import build_network, load_subtask_teacher
+from .teacher_outputs import (
+    CachedTeacher,
+    OnlineTeacher,
+    cached_features,
+    feature_cache_key,
+    file_digest,
+    layer_targets,
+    resolve_mode,
+    teacher_features,
+)
 from .train import DistillationData, train_student
 
 
@@ -51,11 +62,13 @@ def compute_teacher_logits(
     return acc
 
 
-def teacher_with_taps(config: dict[str, Any], pair: str, checkpoint: Path, device: torch.device) -> FeatureTaps:
-    """The frozen subtask teacher, tapped at the pair's teacher layers."""
+def teacher_with_taps(
+    config: dict[str, Any], pair: str, checkpoint: Path, device: torch.device, layers: Sequence[str] | None = None
+) -> FeatureTaps:
+    """The frozen subtask teacher, tapped at ``layers`` (default: the pair's teacher layers)."""
     spec = config["pairs"][pair]["teacher"]
     teacher = load_subtask_teacher(checkpoint, spec, config["data"]["subtask_classes"], device)
-    return FeatureTaps(teacher, spec["layers"], named_in=teacher.model)
+    return FeatureTaps(teacher, spec["layers"] if layers is None else layers, named_in=teacher.model)
 
 
 def student_channels(config: dict[str, Any], pair: str, example: torch.Tensor) -> list[int]:
@@ -100,13 +113,43 @@ def fit_pair_subspaces(
     ]
 
 
-@torch.no_grad()
-def precompute_teacher_targets(
-    objective: DistillationObjective, teacher_taps: FeatureTaps, x: torch.Tensor, batch_size: int, device: torch.device
-) -> list[torch.Tensor]:
-    """Every layer loss's teacher target on fixed inputs, computed once for the whole run."""
-    chunks = [objective.teacher_targets(teacher_taps(x[index].to(device))[1]) for index in batch_indices(len(x), batch_size)]
-    return [torch.cat([chunk[layer] for chunk in chunks]).cpu() for layer in range(len(objective.layer_losses))]
+def run_fingerprint(config: dict[str, Any], run: Run, inputs: Sequence[Path | None]) -> str:
+    """What a resume checkpoint must match: the run, its settings and its exact input files."""
+    digests = [file_digest(path) for path in inputs if path is not None]
+    return config_hash({"run": run.path, "config": config, "inputs": digests})
+
+
+def teacher_source(
+    config: dict[str, Any],
+    run: Run,
+    mode: str,
+    objective: DistillationObjective,
+    taps: FeatureTaps | None,
+    train_x: torch.Tensor,
+    teacher_logits: torch.Tensor,
+    paths: dict[str, Path | None],
+    device: torch.device,
+    log: logging.Logger,
+) -> CachedTeacher | OnlineTeacher:
+    """The teacher's outputs for training batches: cached (fixed inputs) or computed online by ``taps``."""
+    if mode == "online":
+        return OnlineTeacher(taps, objective, autocast_context(config["training"]["mixed_precision"], device))
+    if not objective.layer_losses:
+        return CachedTeacher(TeacherOutputs(teacher_logits), device)
+
+    def compute() -> list[torch.Tensor]:
+        return teacher_features(taps, train_x, objective.sizes, device)
+
+    if paths["cache_dir"] is None:
+        features = compute()
+    else:
+        key = feature_cache_key(
+            teacher_checkpoint=paths["teacher"], splits=paths["splits"], teacher_spec=config["pairs"][run.pair]["teacher"],
+            sizes=objective.sizes, rho=run.rho, seed=run.seed,
+        )
+        features = cached_features(paths["cache_dir"], key, compute, log)
+    targets = layer_targets(objective, [f.to(device) for f in features])
+    return CachedTeacher(TeacherOutputs(teacher_logits, targets), device)
 
 
 def run_student(
@@ -119,11 +162,15 @@ def run_student(
     log: logging.Logger,
     teacher_path: Path | None = None,
     subspace_path: Path | None = None,
+    cache_dir: Path | None = None,
+    resume_path: Path | None = None,
 ) -> dict[str, Any]:
     """Train one student and write ``student.pt`` and ``metrics.json`` into ``out_dir``.
 
     Layer-wise methods also need the teacher checkpoint, and SubDistill the
-    fitted subspace of this (pair, rho, seed).
+    fitted subspace of this (pair, rho, seed). ``cache_dir`` shares the
+    teacher's features across runs; ``resume_path`` holds the resume checkpoint
+    (deleted once the run's outputs are written).
     """
     started = time.perf_counter()
     generator = seed_everything(run.seed)
@@ -132,40 +179,39 @@ def run_student(
     if len(teacher_logits) != len(tensors["train_x"]):
         raise ValueError(f"{logits_path} holds {len(teacher_logits)} training logits for {len(tensors['train_x'])} images")
     method = get_method(run.method)
+    mode = resolve_mode(config["training"]["teacher_outputs"], augmented=False)
     pair = config["pairs"][run.pair]
     spec = pair["student"]
     student = build_network(spec, num_classes=len(config["data"]["subtask_classes"])).to(device)
-    teacher = TeacherOutputs(teacher_logits)
-    if method.uses_layers:
+    taps = None
+    if method.uses_layers or mode == "online":
         if teacher_path is None:
-            raise ValueError(f"method {method.name!r} needs the teacher checkpoint")
+            raise ValueError(f"method {method.name!r} with teacher_outputs {mode!r} needs the teacher checkpoint")
+        taps = teacher_with_taps(config, run.pair, teacher_path, device, layers=None if method.uses_layers else [])
+    if method.uses_layers:
         if method.subspace and subspace_path is None:
             raise ValueError(f"method {method.name!r} needs a fitted subspace file")
-        teacher_taps = teacher_with_taps(config, run.pair, teacher_path, device)
         example = tensors["train_x"][:1].to(device)
         subspaces = load_subspaces(subspace_path, method.subspace, pair["teacher"]["layers"]) if method.subspace else None
         objective = build_objective(
             method, config["methods"][run.method], config["training"]["temperature"], float(run.lam),
-            FeatureTaps(student, spec["layers"]), teacher_taps.shapes(example), subspaces, example,
+            FeatureTaps(student, spec["layers"]), taps.shapes(example), subspaces, example,
         ).to(device)
-        teacher.targets = precompute_teacher_targets(objective, teacher_taps, tensors["train_x"], 256, device)
-        teacher_taps.remove()
     else:
         objective = build_objective(method, None, config["training"]["temperature"], 0.0)
-    data = DistillationData(
-        train_x=tensors["train_x"],
-        train_teacher=teacher,
-        val_x=tensors["val_x"],
-        val_y=tensors["val_y"],
-        test_x=tensors["test_x"],
-        test_y=tensors["test_y"],
-    )
+    paths = {"teacher": teacher_path, "splits": splits_path, "cache_dir": cache_dir}
+    teacher = teacher_source(config, run, mode, objective, taps, tensors["train_x"], teacher_logits, paths, device, log)
+    if taps is not None and mode == "cached":
+        taps.remove()
+    on_device = {split: tensors[split].to(device) for split in ("train_x", "val_x", "val_y", "test_x", "test_y")}
+    data = DistillationData.in_memory(on_device, teacher, config["training"]["batch_size"])
     log.info(
         "run %s: %d train / %d val / %d test images, %d student parameters, device %s",
-        run.path, len(data.train_x), len(data.val_x), len(data.test_x),
+        run.path, len(tensors["train_x"]), len(tensors["val_x"]), len(tensors["test_x"]),
         sum(p.numel() for p in student.parameters()), device,
     )
-    outcome = train_student(student, objective, data, config["training"], generator, log, device)
+    fingerprint = run_fingerprint(config, run, [splits_path, logits_path, teacher_path, subspace_path])
+    outcome = train_student(student, objective, data, config["training"], generator, log, device, resume_path, fingerprint)
 
     save_torch(out_dir / "student.pt", {"arch": spec["arch"], "spec": spec, "state_dict": outcome.best_state, "epoch": outcome.best_epoch})
     metrics = {
@@ -183,4 +229,6 @@ def run_student(
         "provenance": provenance(config),
     }
     write_json(out_dir / "metrics.json", metrics)
+    if resume_path is not None:
+        resume_path.unlink(missing_ok=True)
     return metrics

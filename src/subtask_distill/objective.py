@@ -63,6 +63,9 @@ class DistillationObjective(nn.Module):
             logits, features = self.student_taps(x)
         terms = {"kd": kd_loss(logits, teacher.logits, self.temperature)}
         if self.layer_losses:
+            for feature in features:
+                if feature.requires_grad:
+                    feature.register_hook(_contiguous)
             per_layer = [
                 loss(pool_to(feature, size), target)
                 for loss, feature, size, target in zip(self.layer_losses, features, self.sizes, teacher.targets)
@@ -77,6 +80,12 @@ class DistillationObjective(nn.Module):
             loss.teacher_target(pool_to(feature, size))
             for loss, feature, size in zip(self.layer_losses, teacher_features, self.sizes)
         ]
+
+
+def _contiguous(gradient: torch.Tensor) -> torch.Tensor:
+    """A layer loss's gradient can arrive permuted or broadcast; added to the next layer's gradient in that
+    layout, it sends the student's ReLU backward down a strided path that was 5-10x slower on CPU (measured)."""
+    return gradient.contiguous()
 
 
 def build_objective(

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import random
 import sys
+from typing import Callable, ContextManager
 
 import numpy as np
 import torch
@@ -65,3 +68,17 @@ def memory_format(channels_last: bool | str, device: torch.device) -> torch.memo
     if channels_last == "auto":
         channels_last = device.type == "cuda"
     return torch.channels_last if channels_last else torch.contiguous_format
+
+
+def autocast_context(mixed_precision: str, device: torch.device) -> Callable[[], ContextManager]:
+    """A factory of the forward passes' autocast context: ``auto`` means bf16 on CUDA, fp32 elsewhere.
+
+    bf16 keeps float32's range, so no loss scaling is needed.
+    """
+    if mixed_precision == "auto":
+        mixed_precision = "bf16" if device.type == "cuda" else "fp32"
+    if mixed_precision == "fp32":
+        return contextlib.nullcontext
+    if mixed_precision != "bf16":
+        raise ValueError(f"mixed_precision must be auto, bf16 or fp32, got {mixed_precision!r}")
+    return functools.partial(torch.autocast, device_type=device.type, dtype=torch.bfloat16)

@@ -1,9 +1,12 @@
 """The student's training loop: distil, validate every epoch, keep the best epoch.
 
-The loop knows nothing about a particular method: the objective returns a dict
-of named loss terms for a batch and the loop minimises their sum. Metrics are
-accumulated on the device and read once per epoch, so the loop never waits on
-the host inside an epoch.
+The loop knows nothing about a particular method or dataset: batches come from
+an iterable of (images, image index), the teacher's outputs for a batch from a
+callable (a cache or the teacher itself), and the objective returns a dict of
+named loss terms that the loop minimises the sum of. Metrics are accumulated on
+the device and read once per epoch, so the loop never waits on the host inside
+an epoch. After every epoch it saves a resume checkpoint, so a killed job
+continues where it stopped and ends with the same numbers.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import copy
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -20,19 +24,56 @@ from torch import nn
 from .data.tensors import batch_indices
 from .evaluate import accuracy, predict_logits
 from .objective import DistillationObjective, TeacherOutputs
-from .runtime import memory_format
+from .resume import load_resume, restore_rng_states, rng_states, save_resume
+from .runtime import autocast_context, memory_format
+
+
+Batch = tuple[torch.Tensor, torch.Tensor]  # images, their indices in the training split
+
+
+@dataclass
+class TensorBatches:
+    """Shuffled mini-batches of an in-memory image tensor (the embedded study's fixed inputs)."""
+
+    x: torch.Tensor
+    batch_size: int
+
+    def __call__(self, generator: torch.Generator) -> Iterable[Batch]:
+        for index in batch_indices(len(self.x), self.batch_size, generator):
+            yield self.x[index.to(self.x.device)], index
+
+
+@dataclass
+class TensorAccuracy:
+    """Accuracy of a model on an in-memory labelled set."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __call__(self, model: nn.Module, device: torch.device) -> float:
+        return accuracy(predict_logits(model, self.x, device=device), self.y)
 
 
 @dataclass
 class DistillationData:
-    """Inputs of one student run: training images with the teacher's outputs on them, labelled val/test sets."""
+    """Inputs of one student run: training batches, the teacher's outputs on them, and the evaluation sets."""
 
-    train_x: torch.Tensor
-    train_teacher: TeacherOutputs
-    val_x: torch.Tensor
-    val_y: torch.Tensor
-    test_x: torch.Tensor
-    test_y: torch.Tensor
+    train_batches: Callable[[torch.Generator], Iterable[Batch]]
+    teacher: Callable[[torch.Tensor, torch.Tensor], TeacherOutputs]
+    val_accuracy: Callable[[nn.Module, torch.device], float]
+    test_accuracy: Callable[[nn.Module, torch.device], float]
+
+    @classmethod
+    def in_memory(
+        cls, tensors: dict[str, torch.Tensor], teacher: Callable[[torch.Tensor, torch.Tensor], TeacherOutputs], batch_size: int
+    ) -> "DistillationData":
+        """From ``train_x``, ``val_x``/``val_y`` and ``test_x``/``test_y`` tensors (already on the device)."""
+        return cls(
+            train_batches=TensorBatches(tensors["train_x"], batch_size),
+            teacher=teacher,
+            val_accuracy=TensorAccuracy(tensors["val_x"], tensors["val_y"]),
+            test_accuracy=TensorAccuracy(tensors["test_x"], tensors["test_y"]),
+        )
 
 
 @dataclass
@@ -44,6 +85,24 @@ class TrainingOutcome:
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+def training_step(
+    student: nn.Module,
+    objective: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    teacher: TeacherOutputs,
+    autocast: Callable[[], Any],
+) -> dict[str, torch.Tensor]:
+    """One optimiser step on a batch; returns the loss and its named terms (on the device, not synchronised)."""
+    with autocast():
+        terms = objective(student, x, teacher)
+    loss = sum(terms.values())
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return {"loss": loss, **terms}
+
+
 def train_student(
     student: nn.Module,
     objective: DistillationObjective,
@@ -52,13 +111,18 @@ def train_student(
     generator: torch.Generator,
     log: logging.Logger,
     device: torch.device = torch.device("cpu"),
+    resume_path: Path | None = None,
+    fingerprint: str = "",
 ) -> TrainingOutcome:
     """Train ``student`` with ``objective``; return the best epoch by validation accuracy.
 
-    ``cfg`` holds epochs, batch_size, lr, weight_decay, lr_step, lr_gamma and
-    channels_last. Ties in validation accuracy keep the earlier epoch.
+    ``cfg`` holds epochs, batch_size, lr, weight_decay, lr_step, lr_gamma,
+    channels_last and mixed_precision. Ties in validation accuracy keep the
+    earlier epoch. With ``resume_path``, the state after each epoch is saved
+    there and a saved state with the same ``fingerprint`` is continued from.
     """
     layout = memory_format(cfg.get("channels_last", "auto"), device)
+    autocast = autocast_context(cfg.get("mixed_precision", "auto"), device)
     student.to(device=device, memory_format=layout)
     objective.to(device)
     params = list(student.parameters()) + list(objective.parameters())
@@ -67,25 +131,34 @@ def train_student(
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["lr_step"], gamma=cfg["lr_gamma"])
 
     best = TrainingOutcome(best_epoch=0, val_acc=-1.0, test_acc=float("nan"))
-    for epoch in range(1, cfg["epochs"] + 1):
+    first_epoch = 1
+    saved = load_resume(resume_path, fingerprint, log)
+    if saved is not None:
+        student.load_state_dict(saved["student"])
+        objective.load_state_dict(saved["objective"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        restore_rng_states(saved["rng"], generator)
+        best = TrainingOutcome(**saved["best"])
+        first_epoch = saved["epoch"] + 1
+        log.info("resuming after epoch %d of %d from %s", saved["epoch"], cfg["epochs"], resume_path)
+
+    for epoch in range(first_epoch, cfg["epochs"] + 1):
         start = time.perf_counter()
         student.train()
         objective.train()
         sums: dict[str, torch.Tensor] = {}
         seen = 0
-        for idx in batch_indices(len(data.train_x), cfg["batch_size"], generator):
-            x = data.train_x[idx].to(device, non_blocking=True).contiguous(memory_format=layout)
-            terms = objective(student, x, data.train_teacher.select(idx, device))
-            loss = sum(terms.values())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            for name, value in {"loss": loss, **terms}.items():
-                sums[name] = sums.get(name, 0.0) + value.detach() * len(idx)
-            seen += len(idx)
+        for x, index in data.train_batches(generator):
+            x = x.to(device, non_blocking=True).contiguous(memory_format=layout)
+            terms = training_step(student, objective, optimizer, x, data.teacher(x, index), autocast)
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + value.detach().float() * len(index)
+            seen += len(index)
         scheduler.step()
 
-        val_acc = accuracy(predict_logits(student, data.val_x, device=device), data.val_y)
+        with autocast():
+            val_acc = data.val_accuracy(student, device)
         record = {"epoch": epoch, **{k: float(v) / max(seen, 1) for k, v in sums.items()}}
         record.update(val_acc=val_acc, lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - start)
         best.history.append(record)
@@ -97,9 +170,22 @@ def train_student(
             "epoch %d/%d %s val_acc %.2f best %.2f@%d %.1fs",
             epoch, cfg["epochs"], terms_text, val_acc, best.val_acc, best.best_epoch, record["seconds"],
         )
+        if resume_path is not None:
+            save_resume(resume_path, fingerprint, epoch, {
+                "student": student.state_dict(),
+                "objective": objective.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": rng_states(generator),
+                "best": {
+                    "best_epoch": best.best_epoch, "val_acc": best.val_acc, "test_acc": best.test_acc,
+                    "history": best.history, "best_state": best.best_state,
+                },
+            })
 
     if best.best_state:
         student.load_state_dict(best.best_state)
-    best.test_acc = accuracy(predict_logits(student, data.test_x, device=device), data.test_y)
+    with autocast():
+        best.test_acc = data.test_accuracy(student, device)
     log.info("best epoch %d: val_acc %.2f test_acc %.2f", best.best_epoch, best.val_acc, best.test_acc)
     return best

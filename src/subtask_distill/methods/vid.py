@@ -26,7 +26,7 @@ class VIDLoss(LayerLoss):
         # Three 1x1 convolutions, written as linear maps over channels-last features
         # (the same function, about 1.5x faster on CPU).
         self.regressor = nn.Sequential(
-            nn.Linear(c_s, c_t), nn.ReLU(), nn.Linear(c_t, c_t), nn.ReLU(), nn.Linear(c_t, c_t)
+            nn.Linear(c_s, c_t), nn.ReLU(inplace=True), nn.Linear(c_t, c_t), nn.ReLU(inplace=True), nn.Linear(c_t, c_t)
         )
         # softplus(alpha) + eps = 5 at initialisation.
         alpha = math.log(math.expm1(_INITIAL_VARIANCE - _MIN_VARIANCE))
@@ -42,8 +42,11 @@ class VIDLoss(LayerLoss):
     def forward(self, student_feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         mean = self.regressor(student_feature.permute(0, 2, 3, 1))
         variance = self.variance()
-        # The mean over all elements of 0.5 * ((mu - a)^2 / var + log var); log var only varies by channel.
-        return 0.5 * ((mean - target).pow(2) / variance).mean() + 0.5 * variance.log().mean()
+        # The mean over all elements of 0.5 * ((mu - a)^2 / var + log var). Every channel has as many
+        # elements, so it equals the mean over channels of (mean squared error of the channel / var):
+        # dividing per channel instead of per element saves most of the backward pass's elementwise work.
+        squared_error = (mean - target).pow(2).mean(dim=(0, 1, 2))
+        return 0.5 * (squared_error / variance).mean() + 0.5 * variance.log().mean()
 
 
 register_method("vid", "VID", layer_loss=VIDLoss)

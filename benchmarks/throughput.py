@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""Training throughput of one (pair, method): bare student vs distillation with the teacher online or cached.
+
+  (a) bare:   the student alone with a plain label loss, the practical limit;
+  (b) online: distillation with the frozen teacher run on every batch;
+  (c) cached: distillation with the teacher's outputs looked up (fixed inputs).
+
+Every mode runs the training loop's own step (``train.training_step``) with the
+config's batch size, autocast and memory format, on random images of the
+pair's size and randomly initialised networks (speed does not depend on the
+weights). Prints images per second, the ratios c/a and c/b, and peak memory.
+
+    python benchmarks/throughput.py --config config.yaml --pair embedded --method vid
+    python benchmarks/throughput.py --config configs/paper.yaml --pair wrn101_to_mbnv4 --method subdistill --device cuda
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from subtask_distill.config import load_config
+from subtask_distill.methods import get_method
+from subtask_distill.models import SubtaskHead, create_model
+from subtask_distill.models.taps import FeatureTaps
+from subtask_distill.objective import TeacherOutputs, build_objective
+from subtask_distill.runtime import autocast_context, configure_threads, memory_format, select_device
+from subtask_distill.subspace import LayerSubspace
+from subtask_distill.teacher_outputs import CachedTeacher, OnlineTeacher, layer_targets, teacher_features
+from subtask_distill.train import training_step
+
+
+class LabelLoss(nn.Module):
+    """The bare student's objective: cross-entropy against labels (carried in ``teacher.logits``)."""
+
+    def forward(self, student: nn.Module, x: torch.Tensor, teacher: TeacherOutputs) -> dict[str, torch.Tensor]:
+        return {"ce": F.cross_entropy(student(x), teacher.logits)}
+
+
+def random_subspaces(teacher_shapes, student_shapes) -> list[LayerSubspace]:
+    """Orthonormal bases of the right shapes: SubDistill's cost does not depend on which subspace."""
+    return [
+        LayerSubspace(torch.linalg.qr(torch.randn(c_t, k))[0], torch.zeros(c_t), torch.ones(k), torch.ones(k), float(k))
+        for (c_t, *_), (k, *_) in zip(teacher_shapes, student_shapes)
+    ]
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # process peak RSS (Linux: KiB)
+
+
+def measure(mode: str, config: dict, pair_name: str, method_name: str, device: torch.device, args) -> tuple[float, float]:
+    """Images per second and peak memory of ``mode`` (bare, online or cached)."""
+    torch.manual_seed(0)
+    pair, training = config["pairs"][pair_name], config["training"]
+    size, batch, classes = config["data"]["image_size"], args.batch_size or training["batch_size"], len(config["data"]["subtask_classes"])
+    layout = memory_format(training["channels_last"], device)
+    autocast = autocast_context(training["mixed_precision"], device)
+    pool = torch.randn(batch * args.pool_batches, 3, size, size, device=device)
+    student = create_model(pair["student"]["arch"], num_classes=classes).to(device=device, memory_format=layout)
+
+    if mode == "bare":
+        objective: nn.Module = LabelLoss()
+        labels = torch.randint(0, classes, (len(pool),), device=device)
+        source = CachedTeacher(TeacherOutputs(labels), device)
+    else:
+        method = get_method(method_name)
+        teacher_net = create_model(pair["teacher"]["arch"], num_classes=pair["teacher"]["num_classes"])
+        teacher = SubtaskHead(teacher_net, list(range(classes))).to(device=device, memory_format=layout).eval()
+        taps = FeatureTaps(teacher, pair["teacher"]["layers"] if method.uses_layers else [], named_in=teacher.model)
+        student_taps = FeatureTaps(student, pair["student"]["layers"]) if method.uses_layers else None
+        example = pool[:1]
+        teacher_shapes = taps.shapes(example)
+        subspaces = random_subspaces(teacher_shapes, student_taps.shapes(example)) if method.subspace else None
+        objective = build_objective(method, config["methods"][method_name], training["temperature"], 1.0,
+                                    student_taps, teacher_shapes, subspaces, example).to(device)
+        if mode == "online":
+            source = OnlineTeacher(taps, objective, autocast)
+        else:
+            with torch.no_grad(), autocast():
+                logits = torch.cat([taps(pool[i : i + batch])[0].float() for i in range(0, len(pool), batch)])
+            targets = layer_targets(objective, teacher_features(taps, pool, objective.sizes, device, batch)) if method.uses_layers else []
+            source = CachedTeacher(TeacherOutputs(logits, targets), device)
+            taps.remove()
+
+    optimizer = torch.optim.AdamW(list(student.parameters()) + list(objective.parameters()), lr=1e-3, foreach=True)
+    generator = torch.Generator().manual_seed(0)
+
+    def steps(count: int) -> None:
+        for _ in range(count):
+            index = torch.randint(0, len(pool), (batch,), generator=generator)
+            x = pool[index.to(device)].contiguous(memory_format=layout)
+            training_step(student, objective, optimizer, x, source(x, index), autocast)
+
+    steps(args.warmup)
+    synchronize(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    start = time.perf_counter()
+    steps(args.steps)
+    synchronize(device)
+    return args.steps * batch / (time.perf_counter() - start), peak_memory_mb(device)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", type=Path, default=Path("config.yaml"))
+    parser.add_argument("--pair", default="embedded")
+    parser.add_argument("--method", nargs="+", default=["kd", "at", "vid", "vkd", "subdistill"])
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (the embedded study runs students on 1)")
+    parser.add_argument("--batch-size", type=int, help="default: training.batch_size of the config")
+    parser.add_argument("--steps", type=int, default=60, help="timed optimiser steps per mode")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--pool-batches", type=int, default=8, help="distinct batches of images the steps draw from")
+    args = parser.parse_args()
+
+    configure_threads(args.threads)
+    config = load_config(args.config)
+    if args.pair not in config["pairs"]:
+        parser.error(f"--pair {args.pair!r} is not in {args.config} ({', '.join(config['pairs'])})")
+    device = select_device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} thread(s)"
+    print(f"pair {args.pair}, batch {args.batch_size or config['training']['batch_size']}, device {name}, "
+          f"mixed_precision {config['training']['mixed_precision']}, channels_last {config['training']['channels_last']}")
+    measure("bare", config, args.pair, "kd", device, args)  # process warm-up (allocator, kernel choice): not reported
+    bare, bare_memory = measure("bare", config, args.pair, "kd", device, args)
+    print(f"{'method':<12} {'bare img/s':>10} {'online':>10} {'cached':>10} {'c/a':>6} {'c/b':>6}  peak MB (bare/online/cached)")
+    for method in args.method:
+        online, online_memory = measure("online", config, args.pair, method, device, args)
+        cached, cached_memory = measure("cached", config, args.pair, method, device, args)
+        print(f"{method:<12} {bare:>10.0f} {online:>10.0f} {cached:>10.0f} {cached / bare:>6.2f} {cached / online:>6.2f}"
+              f"  {bare_memory:.0f}/{online_memory:.0f}/{cached_memory:.0f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Cached and online teacher outputs agree, and the cache is never used stale."""
+
+import logging
+
+import pytest
+import torch
+
+from subtask_distill.data.embedded import build_splits
+from subtask_distill.distill import split_tensors
+from subtask_distill.io import save_arrays
+from subtask_distill.methods import get_method
+from subtask_distill.models import SubtaskHead, create_model
+from subtask_distill.models.taps import FeatureTaps
+from subtask_distill.objective import TeacherOutputs, build_objective
+from subtask_distill.subspace import LayerSubspace
+from subtask_distill.teacher import save_checkpoint
+from subtask_distill.teacher_outputs import (
+    CachedTeacher,
+    OnlineTeacher,
+    cached_features,
+    feature_cache_key,
+    layer_targets,
+    resolve_mode,
+    teacher_features,
+)
+
+QUIET = logging.getLogger("test")
+
+
+def random_subspaces(teacher_shapes, student_shapes):
+    generator = torch.Generator().manual_seed(0)
+    subspaces = []
+    for (c_t, *_), (k, *_) in zip(teacher_shapes, student_shapes):
+        basis = torch.linalg.qr(torch.randn(c_t, k, generator=generator))[0]
+        subspaces.append(LayerSubspace(basis, torch.randn(c_t, generator=generator), torch.rand(k) + 0.5, torch.ones(k), 1.0))
+    return subspaces
+
+
+@pytest.mark.parametrize("method_name", ["kd", "at", "vid", "vkd", "subdistill"])
+def test_cached_and_online_teacher_give_the_same_losses(method_name, tiny_data, test_config):
+    pair = test_config["pairs"]["embedded"]
+    tensors = split_tensors(build_splits(tiny_data[1], test_config["data"], 1.0, seed=0))
+    x = tensors["train_x"]
+    torch.manual_seed(0)
+    teacher = SubtaskHead(create_model("embedded_resnet", num_classes=10), test_config["data"]["subtask_classes"]).eval()
+    student = create_model("embedded_cnn", num_classes=5)
+    method = get_method(method_name)
+    teacher_taps = FeatureTaps(teacher, pair["teacher"]["layers"] if method.uses_layers else [], named_in=teacher.model)
+    student_taps = FeatureTaps(student, pair["student"]["layers"])
+    teacher_shapes = teacher_taps.shapes(x[:1])
+    subspaces = random_subspaces(teacher_shapes, student_taps.shapes(x[:1])) if method.subspace else None
+    objective = build_objective(method, {}, 4.0, 1.0, student_taps if method.uses_layers else None, teacher_shapes, subspaces, x[:1])
+
+    with torch.no_grad():
+        logits = teacher(x)
+    targets = layer_targets(objective, teacher_features(teacher_taps, x, objective.sizes, torch.device("cpu"))) if method.uses_layers else []
+    cached = CachedTeacher(TeacherOutputs(logits, targets), torch.device("cpu"))
+    online = OnlineTeacher(teacher_taps, objective)
+
+    index = torch.tensor([5, 0, 17, 3, 9, 11])
+    batch = x[index]
+    student.eval()  # the same student pass for both (batch norm in eval mode)
+    objective.eval()
+    terms_cached = objective(student, batch, cached(batch, index))
+    terms_online = objective(student, batch, online(batch, index))
+    assert terms_cached.keys() == terms_online.keys()
+    for name in terms_cached:
+        torch.testing.assert_close(terms_cached[name], terms_online[name], rtol=1e-5, atol=1e-6)
+
+
+@pytest.fixture
+def key_inputs(tmp_path, tiny_data, test_config):
+    spec = test_config["pairs"]["embedded"]["teacher"]
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "teacher.pt", create_model(spec["arch"], num_classes=10), spec)
+    save_arrays(tmp_path / "splits.npz", build_splits(tiny_data[1], test_config["data"], 1.0, seed=0))
+    return {
+        "teacher_checkpoint": tmp_path / "teacher.pt",
+        "splits": tmp_path / "splits.npz",
+        "teacher_spec": spec,
+        "sizes": [(32, 32), (16, 16), (8, 8), (4, 4)],
+        "rho": "1",
+        "seed": 0,
+    }
+
+
+def test_cache_key_changes_with_teacher_rho_seed_and_data(key_inputs, tmp_path, tiny_data, test_config):
+    key = feature_cache_key(**key_inputs)
+    assert key == feature_cache_key(**key_inputs)
+
+    spec = key_inputs["teacher_spec"]
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path / "other_teacher.pt", create_model(spec["arch"], num_classes=10), spec)
+    other_data = dict(test_config["data"], seed=test_config["data"]["seed"] + 1)
+    save_arrays(tmp_path / "other_data.npz", build_splits(tiny_data[1], other_data, 1.0, seed=0))
+    save_arrays(tmp_path / "rho_half.npz", build_splits(tiny_data[1], test_config["data"], 0.5, seed=0))
+    save_arrays(tmp_path / "seed_1.npz", build_splits(tiny_data[1], test_config["data"], 1.0, seed=1))
+    variants = {
+        "teacher checkpoint": dict(key_inputs, teacher_checkpoint=tmp_path / "other_teacher.pt"),
+        "data": dict(key_inputs, splits=tmp_path / "other_data.npz"),
+        "rho": dict(key_inputs, splits=tmp_path / "rho_half.npz", rho="0.5"),
+        "seed": dict(key_inputs, splits=tmp_path / "seed_1.npz", seed=1),
+        "rho named only": dict(key_inputs, rho="0.5"),
+        "layers": dict(key_inputs, teacher_spec=dict(spec, layers=["layer1", "layer2", "layer3", "layer3"])),
+    }
+    keys = {name: feature_cache_key(**inputs) for name, inputs in variants.items()}
+    assert all(k != key for k in keys.values()), keys
+    assert len(set(keys.values())) == len(keys)
+
+
+def test_cache_computes_once_and_recomputes_a_corrupt_entry(tmp_path, caplog):
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return [torch.arange(6.0).view(2, 3)]
+
+    first = cached_features(tmp_path, "abc", compute, QUIET)
+    second = cached_features(tmp_path, "abc", compute, QUIET)
+    assert len(calls) == 1 and torch.equal(first[0], second[0])
+
+    (tmp_path / "abc.pt").write_bytes(b"\x00broken")
+    with caplog.at_level(logging.WARNING):
+        third = cached_features(tmp_path, "abc", compute, QUIET)
+    assert len(calls) == 2 and torch.equal(third[0], first[0])
+    assert "unreadable cache entry" in caplog.text
+
+
+def test_teacher_output_modes():
+    assert resolve_mode("auto", augmented=False) == "cached"
+    assert resolve_mode("auto", augmented=True) == "online"
+    assert resolve_mode("online", augmented=False) == "online"
+    with pytest.raises(ValueError, match="training.teacher_outputs"):
+        resolve_mode("cached", augmented=True)
