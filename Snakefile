@@ -5,7 +5,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The embedded study by default. A study given with --configfile replaces it rather than being
+# merged into it (Snakemake merges config files key by key, which would mix the two studies' pairs).
+if not workflow.config_settings.configfiles:
+
+    configfile: "config.yaml"
 
 
 report: "report/workflow.rst"
@@ -19,6 +23,16 @@ include: "rules/distill.smk"
 include: "rules/aggregate.smk"
 include: "rules/analysis.smk"
 include: "rules/report.smk"
+
+
+# Downloads need the internet: on a cluster they run where Snakemake runs (the login node).
+localrules:
+    prefetch,
+    prefetch_downloads,
+
+
+onstart:
+    check_data_roots()
 
 
 rule all:
@@ -37,3 +51,8 @@ rule figures:
 rule report:
     input:
         rules.build_report.output,
+
+
+rule prefetch:
+    input:
+        rules.prefetch_downloads.output,

@@ -4,9 +4,9 @@
 
 rule analyse_teacher:
     input:
-        checkpoint=teacher_checkpoint(),
+        **relevance_base(),
+        checkpoint=teacher_checkpoint,
         splits=splits_file(seed=SEEDS[0]),
-        base=rules.synthesize_data.output.subtask_base,
     output:
         analysis_file("{pair}", "teacher", "{rho}"),
     log:
@@ -17,22 +17,25 @@ rule analyse_teacher:
         "../envs/study.yaml"
     threads: config["runtime"]["student_threads"]
     resources:
-        mem_mb=3000,
-        runtime=30,
+        gpu=gpus,
+        mem_mb=job_mem_mb,
+        runtime=job_runtime(0.05),
     params:
         config=lambda w: job_config("data", "analysis", "runtime", pair=w.pair),
+        base=base_arg,
+        seed=SEEDS[0],
         script=SCRIPTS / "analyse.py",
     shell:
         "python {params.script} --config {params.config:q} --threads {threads} --pair {wildcards.pair}"
-        " --rho {wildcards.rho} --role teacher --checkpoint {input.checkpoint} --splits {input.splits}"
-        " --subtask-base {input.base} --out {output} > {log} 2>&1"
+        " --rho {wildcards.rho} --seed {params.seed} --role teacher --checkpoint {input.checkpoint}"
+        " --splits {input.splits} {params.base} --out {output} > {log} 2>&1"
 
 
 rule analyse_student:
     input:
+        **relevance_base(),
         checkpoint=f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/student.pt",
         splits=splits_file(),
-        base=rules.synthesize_data.output.subtask_base,
     output:
         f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/analysis.npz",
     log:
@@ -45,15 +48,17 @@ rule analyse_student:
         "../envs/study.yaml"
     threads: config["runtime"]["student_threads"]
     resources:
-        mem_mb=3000,
-        runtime=30,
+        gpu=gpus,
+        mem_mb=job_mem_mb,
+        runtime=job_runtime(0.05),
     params:
         config=lambda w: job_config("data", "analysis", "runtime", pair=w.pair),
+        base=base_arg,
         script=SCRIPTS / "analyse.py",
     shell:
         "python {params.script} --config {params.config:q} --threads {threads} --pair {wildcards.pair}"
-        " --rho {wildcards.rho} --role student --checkpoint {input.checkpoint} --splits {input.splits}"
-        " --subtask-base {input.base} --out {output} > {log} 2>&1"
+        " --rho {wildcards.rho} --seed {wildcards.seed} --role student --checkpoint {input.checkpoint}"
+        " --splits {input.splits} {params.base} --out {output} > {log} 2>&1"
 
 
 rule relevance_table:

@@ -3,18 +3,26 @@ import json
 import re
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from subtask_distill.config import check_semantics
+from subtask_distill.config import check_semantics, is_pretrained
+from subtask_distill.data.checks import data_root_problems
 from subtask_distill.methods import get_method
 from subtask_distill.study import format_number, runs
 from subtask_distill.subspace import SUBSPACE_KINDS
+from subtask_distill.teacher_outputs import resolve_mode
 
 # Schema first (types, ranges, unknown keys), then registry and cross-key checks.
 validate(config, "../schemas/config.schema.yaml")
 check_semantics(config)
 
 RESULTS = f"results/{config['study']}"
+DATA_KIND = config["data"]["kind"]
+# Cached teacher outputs for fixed inputs; the teacher runs online when training images are augmented.
+TEACHER_OUTPUTS = resolve_mode(
+    config["training"]["teacher_outputs"], config["data"]["augment"]
+)
 SCRIPTS = Path(workflow.basedir) / "scripts"
 PAIRS = list(config["pairs"])
 METHODS = list(config["methods"])
@@ -64,16 +72,78 @@ def benchmark_path(rule, stem=""):
     )
 
 
+def check_data_roots():
+    """Stop before any job is submitted when an ImageNet study's data roots are unset or incomplete.
+
+    Called when the workflow starts for real: a dry run works before the data is staged,
+    and the prefetch target (run before staging, on a login node) needs only MNIST's root.
+    """
+    prefetch_only = {job.rule.name for job in workflow.dag.targetjobs} == {"prefetch"}
+    problems = data_root_problems(config["data"], need_imagenet=not prefetch_only)
+    if problems:
+        raise WorkflowError(
+            "the study's data is not ready:\n" + "\n".join(f"  {p}" for p in problems)
+        )
+
+
 def splits_file(rho="{rho}", seed="{seed}"):
+    """Embedded: the contaminated images of one (rho, seed); ImageNet: the manifest of one rho, for every seed."""
+    if DATA_KIND == "imagenet":
+        return f"{RESULTS}/data/manifest_rho{rho}.npz"
     return f"{RESULTS}/data/rho{rho}/seed{seed}.npz"
+
+
+def relevance_base():
+    """Embedded: the clean images and digit pools occlusion draws from (ImageNet: decoded from the sources)."""
+    return (
+        {"base": rules.synthesize_data.output.subtask_base}
+        if DATA_KIND == "embedded"
+        else {}
+    )
+
+
+def base_arg(wildcards, input):
+    return f"--subtask-base {input.base}" if "base" in input.keys() else ""
+
+
+def pair_resources(pair):
+    return config["pairs"][pair]["resources"]
+
+
+def gpus(wildcards):
+    return pair_resources(wildcards.pair)["gpu"]
+
+
+def job_mem_mb(wildcards, attempt):
+    """The pair's memory per job, more on each retry (a job killed for memory gets another chance)."""
+    return pair_resources(wildcards.pair)["mem_mb"] * attempt
+
+
+def job_runtime(share):
+    """Minutes for a job that costs ``share`` of a student training, more on each retry."""
+
+    def runtime(wildcards, attempt):
+        return (
+            max(10, round(pair_resources(wildcards.pair)["runtime"] * share)) * attempt
+        )
+
+    return runtime
 
 
 def teacher_logits_file(pair="{pair}", rho="{rho}", seed="{seed}", ext="npz"):
     return f"{RESULTS}/teachers/{pair}/logits/rho{rho}/seed{seed}.{ext}"
 
 
-def teacher_checkpoint(pair="{pair}"):
-    return f"{RESULTS}/teachers/{pair}/teacher.pt"
+def teacher_file(pair, metrics=False):
+    """Checkpoint (or metrics) of a pair's teacher: imported by import_teacher when pretrained,
+    else trained by train_teacher."""
+    if is_pretrained(config["pairs"][pair]["teacher"]):
+        return f"{RESULTS}/teachers/{pair}/pretrained.{'json' if metrics else 'pt'}"
+    return f"{RESULTS}/teachers/{pair}/teacher{'_metrics.json' if metrics else '.pt'}"
+
+
+def teacher_checkpoint(wildcards):
+    return teacher_file(wildcards.pair)
 
 
 def subspace_file(pair="{pair}", kind="{kind}", rho="{rho}", seed="{seed}", ext="pt"):
@@ -91,8 +161,8 @@ def student_inputs(wildcards):
             wildcards.pair, wildcards.rho, wildcards.seed
         ),
     }
-    if method.uses_layers or config["training"]["teacher_outputs"] == "online":
-        inputs["teacher"] = teacher_checkpoint(wildcards.pair)
+    if method.uses_layers or TEACHER_OUTPUTS == "online":
+        inputs["teacher"] = teacher_file(wildcards.pair)
     if method.subspace:
         inputs["subspace"] = subspace_file(
             wildcards.pair, method.subspace, wildcards.rho, wildcards.seed

@@ -15,8 +15,9 @@ rule train_student:
         "../envs/study.yaml"
     threads: config["runtime"]["student_threads"]
     resources:
-        mem_mb=3000,
-        runtime=30,
+        gpu=gpus,
+        mem_mb=job_mem_mb,
+        runtime=job_runtime(1.0),
     params:
         config=lambda w: job_config(
             "data", "training", "runtime", pair=w.pair, method=w.method

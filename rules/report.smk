@@ -47,9 +47,9 @@ rule plot_figures:
 
 rule build_report:
     input:
+        **({"preview": rules.preview_data.output} if DATA_KIND == "embedded" else {}),
         table=rules.table.output.html,
-        teachers=expand(f"{RESULTS}/teachers/{{pair}}/teacher_metrics.json", pair=PAIRS),
-        preview=rules.preview_data.output,
+        teachers=[teacher_file(pair, metrics=True) for pair in PAIRS],
         figures=expand(
             figure_file("{pair}", "{kind}"),
             pair=PAIRS,
@@ -72,8 +72,11 @@ rule build_report:
         config=json.dumps(config),
         # The folder, not its files: the list grows as jobs run, and a changed list would retrigger the report.
         benchmarks=f"{RESULTS}/benchmarks",
+        preview=lambda w, input: (
+            f"--preview {input.preview}" if "preview" in input.keys() else ""
+        ),
         script=SCRIPTS / "make_report.py",
     shell:
         "python {params.script} --config {params.config:q} --table-html {input.table}"
-        " --teacher-metrics {input.teachers} --preview {input.preview} --figures {input.figures}"
+        " --teacher-metrics {input.teachers} {params.preview} --figures {input.figures}"
         " --relevance {input.relevance} --benchmarks-dir {params.benchmarks} --out {output} > {log} 2>&1"

@@ -3,7 +3,7 @@
 
 rule fit_subspace:
     input:
-        teacher=teacher_checkpoint(),
+        teacher=teacher_checkpoint,
         splits=splits_file(),
     output:
         subspace=subspace_file(),
@@ -16,8 +16,9 @@ rule fit_subspace:
         "../envs/study.yaml"
     threads: config["runtime"]["student_threads"]
     resources:
-        mem_mb=4000,
-        runtime=30,
+        gpu=gpus,
+        mem_mb=job_mem_mb,
+        runtime=job_runtime(0.1),
     params:
         config=lambda w: job_config("data", "subspace", "runtime", pair=w.pair),
         script=SCRIPTS / "fit_subspace.py",

@@ -8,7 +8,8 @@ import torch
 
 from subtask_distill import cli
 from subtask_distill.analysis import analyse
-from subtask_distill.io import load_arrays, save_arrays
+from subtask_distill.data.sources import relevance_inputs, split_arrays
+from subtask_distill.io import save_arrays
 from subtask_distill.runtime import select_device
 from subtask_distill.teacher import build_network, load_subtask_teacher
 
@@ -17,10 +18,11 @@ def main() -> None:
     p = cli.parser(__doc__)
     p.add_argument("--pair", required=True)
     p.add_argument("--rho", type=float, required=True, help="rho of the splits (recorded in the output)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits (the test split is the same for every seed)")
     p.add_argument("--role", choices=("teacher", "student"), required=True)
     p.add_argument("--checkpoint", type=Path, required=True, help="teacher.pt or a run's student.pt")
-    p.add_argument("--splits", type=Path, required=True, help="split .npz of this rho (its test split is analysed)")
-    p.add_argument("--subtask-base", type=Path, required=True, help="clean images and digit pools")
+    p.add_argument("--splits", type=Path, required=True, help="split (embedded) or manifest (ImageNet) .npz of this rho")
+    p.add_argument("--subtask-base", type=Path, help="embedded study: clean images and digit pools")
     p.add_argument("--out", type=Path, required=True, help="output .npz")
     args = p.parse_args()
     config, log = cli.setup(args, "analyse")
@@ -32,8 +34,12 @@ def main() -> None:
     else:
         model = build_network(spec, num_classes=num_classes)
         model.load_state_dict(torch.load(args.checkpoint, map_location="cpu", weights_only=True)["state_dict"])
-    splits = load_arrays(args.splits)
-    result = analyse(model, splits, load_arrays(args.subtask_base), config["analysis"]["max_images"], device)
+    data = config["data"]
+    if data["kind"] == "embedded" and args.subtask_base is None:
+        p.error("--subtask-base is required for the embedded study")
+    splits = split_arrays(data, args.splits, args.seed, which=("test",), workers=data["workers"])
+    base = relevance_inputs(data, splits, args.subtask_base, workers=data["workers"])
+    result = analyse(model, splits, base, config["analysis"]["max_images"], device)
     extra = {"pair": np.array(args.pair), "rho": np.array(args.rho)}
     if args.role == "teacher":  # the figures draw relevance maps over these images
         extra["images"] = splits["test_x"][result["relevance_images"]]

@@ -15,7 +15,7 @@ def main() -> None:
     p.add_argument("--config", required=True, help="the study's config, as JSON (recorded in the report)")
     p.add_argument("--table-html", type=Path, required=True)
     p.add_argument("--teacher-metrics", type=Path, nargs="+", required=True, help="teachers/<pair>/teacher_metrics.json")
-    p.add_argument("--preview", type=Path, required=True)
+    p.add_argument("--preview", type=Path, help="preview of contaminated images (embedded study)")
     p.add_argument("--figures", type=Path, nargs="+", required=True, help="PNG figures, in display order")
     p.add_argument("--relevance", type=Path, required=True, help="relevance_correlation.csv")
     p.add_argument("--benchmarks-dir", type=Path, help="folder of Snakemake benchmark TSVs (benchmarks/<rule>/...)")

@@ -52,7 +52,7 @@ def test_cached_and_online_teacher_give_the_same_losses(method_name, tiny_data, 
     objective = build_objective(method, {}, 4.0, 1.0, student_taps if method.uses_layers else None, teacher_shapes, subspaces, x[:1])
 
     with torch.no_grad():
-        logits = teacher(x)
+        logits = teacher(x[:])
     targets = layer_targets(objective, teacher_features(teacher_taps, x, objective.sizes, torch.device("cpu"))) if method.uses_layers else []
     cached = CachedTeacher(TeacherOutputs(logits, targets), torch.device("cpu"))
     online = OnlineTeacher(teacher_taps, objective)

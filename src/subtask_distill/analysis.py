@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.tensors import batch_indices, images_to_tensor
+from .data.tensors import NormalizedImages, batch_indices, images_to_tensor
 from .relevance import occlusion_relevance
 
 
@@ -62,7 +62,7 @@ def analyse(
         return images_to_tensor(images, mean, std).to(device)
 
     test_x = splits["test_x"]
-    features = penultimate_features(model, images_to_tensor(test_x, mean, std), device)
+    features = penultimate_features(model, NormalizedImages(test_x, mean, std), device)
     digits = splits["test_digit"]
     chosen = np.flatnonzero(digits >= 0) if np.any(digits >= 0) else np.arange(len(digits))
     if len(chosen) > max_images:

@@ -71,12 +71,12 @@ def validate_config(config: dict[str, Any], partial: bool = False, schema: dict[
     if errors:
         lines = [f"  {key_path(e.absolute_path)}: {e.message}" for e in errors]
         raise ConfigError("invalid config:\n" + "\n".join(lines))
-    check_semantics(config)
+    check_semantics(config, partial)
     return config
 
 
-def check_semantics(config: dict[str, Any]) -> None:
-    """Checks beyond the schema, against the registries and the data."""
+def check_semantics(config: dict[str, Any], partial: bool = False) -> None:
+    """Checks beyond the schema, against the registries and the data (``partial``: a job's sections only)."""
     from .data.textures import NUM_CLASSES
     from .methods import get_method, list_methods
     from .models import list_models
@@ -92,6 +92,7 @@ def check_semantics(config: dict[str, Any]) -> None:
             arch = spec[role]["arch"]
             if arch not in list_models():
                 problems.append(f"pairs.{pair}.{role}.arch: unknown model {arch!r}; registered: {', '.join(list_models())}")
+        problems += _teacher_source_problems(pair, spec["teacher"], config, partial)
         n_teacher, n_student = len(spec["teacher"]["layers"]), len(spec["student"]["layers"])
         if n_teacher != n_student:
             problems.append(
@@ -107,8 +108,44 @@ def check_semantics(config: dict[str, Any]) -> None:
             low, high = texture.get(key, (0, 0))
             if low > high:
                 problems.append(f"data.texture.{key}: lower bound {low} exceeds upper bound {high}")
+    if data:
+        problems += _data_problems(data, config.get("training"))
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def is_pretrained(teacher: dict[str, Any]) -> bool:
+    """Pretrained teachers are imported (weights or checkpoint); the others are trained by the workflow."""
+    return "weights" in teacher or "checkpoint" in teacher
+
+
+def _teacher_source_problems(pair: str, teacher: dict[str, Any], config: dict[str, Any], partial: bool) -> list[str]:
+    key = f"pairs.{pair}.teacher"
+    if "weights" in teacher and "checkpoint" in teacher:
+        return [f"{key}: set weights or checkpoint, not both"]
+    data = config.get("data")
+    if is_pretrained(teacher) or not data:
+        return []
+    if data["kind"] == "imagenet":
+        return [f"{key}: ImageNet teachers are pretrained: set {key}.weights (a torchvision enum name) or {key}.checkpoint"]
+    if "teacher_training" not in config and not partial:
+        return [f"teacher_training: required to train the teacher of pair {pair} (or set {key}.weights or .checkpoint)"]
+    return []
+
+
+def _data_problems(data: dict[str, Any], training: dict[str, Any] | None) -> list[str]:
+    problems = []
+    if data["kind"] == "imagenet":
+        wnids = data.get("wnids")
+        if wnids is None:
+            problems.append("data.wnids: required for kind imagenet (the ImageNet folders of the subtask classes)")
+        elif len(wnids) != len(data["subtask_classes"]):
+            problems.append(f"data.wnids: {len(wnids)} folders for {len(data['subtask_classes'])} subtask_classes; they are paired")
+    elif data.get("augment"):
+        problems.append("data.augment: only ImageNet data is augmented (flips would change the embedded stripe classes)")
+    if data.get("augment") and training and training.get("teacher_outputs") == "cached":
+        problems.append("training.teacher_outputs: cached needs fixed inputs, but data.augment is true (use online or auto)")
+    return problems
 
 
 def _option_problems(name: str, method, options: dict[str, Any]) -> list[str]:

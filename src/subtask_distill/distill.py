@@ -7,10 +7,14 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from .data.contamination import SPLITS
-from .data.tensors import batch_indices, images_to_tensor
+from .data.imagenet import WadingBirds, load_manifest, make_loader, split_alphas, split_of
+from .data.mnist import load_mnist
+from .data.sources import split_arrays
+from .data.tensors import NormalizedImages, batch_indices
 from .evaluate import accuracy, predict_logits
 from .io import load_arrays, save_arrays, save_torch, write_json
 from .methods import get_method
@@ -32,20 +36,26 @@ from .teacher_outputs import (
     resolve_mode,
     teacher_features,
 )
-from .train import DistillationData, train_student
+from .train import DistillationData, LoaderBatches, train_student
 
 
-def split_tensors(arrays: dict[str, Any]) -> dict[str, torch.Tensor]:
-    """Normalised image tensors and label tensors of every split."""
+def split_tensors(arrays: dict[str, Any], which: Sequence[str] = SPLITS) -> dict[str, NormalizedImages | torch.Tensor]:
+    """Images (normalised batch by batch when indexed) and label tensors of the splits in ``which``."""
     out = {}
-    for split in SPLITS:
-        out[f"{split}_x"] = images_to_tensor(arrays[f"{split}_x"], arrays["channel_mean"], arrays["channel_std"])
-        out[f"{split}_y"] = torch.from_numpy(arrays[f"{split}_y"])
+    for split in which:
+        out[f"{split}_x"] = NormalizedImages(arrays[f"{split}_x"], arrays["channel_mean"], arrays["channel_std"])
+        out[f"{split}_y"] = torch.from_numpy(np.asarray(arrays[f"{split}_y"]))
     return out
 
 
+def load_split_tensors(config: dict[str, Any], splits_path: Path, seed: int, which: Sequence[str] = SPLITS):
+    """``split_tensors`` of one (rho, seed), for any data kind."""
+    data = config["data"]
+    return split_tensors(split_arrays(data, splits_path, seed, which, data["workers"]), which)
+
+
 def compute_teacher_logits(
-    config: dict[str, Any], pair: str, checkpoint: Path, splits_path: Path, out: Path, device: torch.device
+    config: dict[str, Any], pair: str, checkpoint: Path, splits_path: Path, seed: int, out: Path, device: torch.device
 ) -> dict[str, float]:
     """Write the teacher's subtask logits on every split; return its accuracy per split.
 
@@ -53,7 +63,7 @@ def compute_teacher_logits(
     needs from the teacher, so every run of this (rho, seed) reuses them.
     """
     teacher = load_subtask_teacher(checkpoint, config["pairs"][pair]["teacher"], config["data"]["subtask_classes"], device)
-    tensors = split_tensors(load_arrays(splits_path))
+    tensors = load_split_tensors(config, splits_path, seed)
     logits, acc = {}, {}
     for split in SPLITS:
         logits[f"{split}_logits"] = predict_logits(teacher, tensors[f"{split}_x"], device=device).numpy()
@@ -90,7 +100,7 @@ def fit_pair_subspaces(
 ) -> list[dict[str, Any]]:
     """Fit and save the subspace of every paired layer on the training split; return a summary per layer."""
     taps = teacher_with_taps(config, pair, checkpoint, device)
-    train_x = split_tensors(load_arrays(splits_path))["train_x"]
+    train_x = load_split_tensors(config, splits_path, seed, which=("train",))["train_x"]
     batch_size = config["subspace"]["batch_size"]
 
     def batches():
@@ -152,6 +162,17 @@ def teacher_source(
     return CachedTeacher(TeacherOutputs(teacher_logits, targets), device)
 
 
+def augmented_batches(
+    config: dict[str, Any], splits_path: Path, seed: int, batch_size: int, generator: torch.Generator, device: torch.device
+) -> LoaderBatches:
+    """Training batches decoded and augmented by DataLoader workers (ImageNet), in the order of ``generator``."""
+    data = config["data"]
+    view = split_of(load_manifest(splits_path), "train", seed)
+    alphas = split_alphas(view, load_mnist(Path(data["mnist_root"]))["train_images"], data["image_size"])
+    dataset = WadingBirds(Path(data["imagenet_root"]), view, alphas, "train", data["image_size"])
+    return LoaderBatches(make_loader(dataset, batch_size, True, data["workers"], generator, device.type == "cuda"))
+
+
 def run_student(
     config: dict[str, Any],
     run: Run,
@@ -174,12 +195,14 @@ def run_student(
     """
     started = time.perf_counter()
     generator = seed_everything(run.seed)
-    tensors = split_tensors(load_arrays(splits_path))
+    augmented = config["data"]["augment"]
+    mode = resolve_mode(config["training"]["teacher_outputs"], augmented)
+    # Augmented training images are decoded batch by batch; fixed ones are held in memory with the rest.
+    tensors = load_split_tensors(config, splits_path, run.seed, ("val", "test") if augmented else SPLITS)
     teacher_logits = torch.from_numpy(load_arrays(logits_path)["train_logits"])
-    if len(teacher_logits) != len(tensors["train_x"]):
+    if not augmented and len(teacher_logits) != len(tensors["train_x"]):
         raise ValueError(f"{logits_path} holds {len(teacher_logits)} training logits for {len(tensors['train_x'])} images")
     method = get_method(run.method)
-    mode = resolve_mode(config["training"]["teacher_outputs"], augmented=False)
     pair = config["pairs"][run.pair]
     spec = pair["student"]
     student = build_network(spec, num_classes=len(config["data"]["subtask_classes"])).to(device)
@@ -191,7 +214,7 @@ def run_student(
     if method.uses_layers:
         if method.subspace and subspace_path is None:
             raise ValueError(f"method {method.name!r} needs a fitted subspace file")
-        example = tensors["train_x"][:1].to(device)
+        example = tensors["val_x"][:1].to(device)
         subspaces = load_subspaces(subspace_path, method.subspace, pair["teacher"]["layers"]) if method.subspace else None
         objective = build_objective(
             method, config["methods"][run.method], config["training"]["temperature"], float(run.lam),
@@ -200,15 +223,18 @@ def run_student(
     else:
         objective = build_objective(method, None, config["training"]["temperature"], 0.0)
     paths = {"teacher": teacher_path, "splits": splits_path, "cache_dir": cache_dir}
-    teacher = teacher_source(config, run, mode, objective, taps, tensors["train_x"], teacher_logits, paths, device, log)
+    teacher = teacher_source(config, run, mode, objective, taps, tensors.get("train_x"), teacher_logits, paths, device, log)
     if taps is not None and mode == "cached":
         taps.remove()
-    on_device = {split: tensors[split].to(device) for split in ("train_x", "val_x", "val_y", "test_x", "test_y")}
-    data = DistillationData.in_memory(on_device, teacher, config["training"]["batch_size"])
+    on_device = {name: tensor.to(device) for name, tensor in tensors.items()}
+    batch_size = config["training"]["batch_size"]
+    if augmented:
+        on_device["train_x"] = augmented_batches(config, splits_path, run.seed, batch_size, generator, device)
+    data = DistillationData.in_memory(on_device, teacher, batch_size)
     log.info(
-        "run %s: %d train / %d val / %d test images, %d student parameters, device %s",
-        run.path, len(tensors["train_x"]), len(tensors["val_x"]), len(tensors["test_x"]),
-        sum(p.numel() for p in student.parameters()), device,
+        "run %s: %d train / %d val / %d test images (%s), teacher outputs %s, %d student parameters, device %s",
+        run.path, len(on_device["train_x"]), len(tensors["val_x"]), len(tensors["test_x"]),
+        "augmented" if augmented else "fixed", mode, sum(p.numel() for p in student.parameters()), device,
     )
     fingerprint = run_fingerprint(config, run, [splits_path, logits_path, teacher_path, subspace_path])
     outcome = train_student(student, objective, data, config["training"], generator, log, device, resume_path, fingerprint)

@@ -51,20 +51,28 @@ def benchmark_summary(paths: Iterable[Path]) -> list[tuple[str, int, float, floa
     return [(rule, len(v), sum(v), max(v)) for rule, v in sorted(seconds.items())]
 
 
+def _teacher_source(metrics: dict[str, Any]) -> str:
+    """A trained teacher's clean-image accuracy, or where a pretrained teacher's weights came from."""
+    if "all_classes_test_acc" in metrics:
+        return (
+            f"trained here: {metrics['all_classes_test_acc']:.1f}% on all classes, "
+            f"{metrics['subtask_test_acc']:.1f}% with the subtask logits (clean test images)"
+        )
+    source = metrics.get("source", {})
+    return html.escape(f"pretrained: {source.get('value', '?')} ({metrics.get('arch', '?')})")
+
+
 def build_report(
     study: str,
     table_html: str,
     teacher_metrics: dict[str, dict[str, Any]],
-    preview: Path,
+    preview: Path | None,
     figures: Sequence[tuple[str, Path]],
     relevance_csv: str,
     provenance: dict[str, Any],
     benchmarks: Sequence[tuple[str, int, float, float]],
 ) -> str:
-    teacher_rows = "\n".join(
-        f"<tr><td>{html.escape(pair)}</td><td>{m['all_classes_test_acc']:.1f}</td><td>{m['subtask_test_acc']:.1f}</td></tr>"
-        for pair, m in teacher_metrics.items()
-    )
+    teacher_rows = "\n".join(f"<tr><td>{html.escape(pair)}</td><td>{_teacher_source(m)}</td></tr>" for pair, m in teacher_metrics.items())
     bench_rows = "\n".join(
         f"<tr><td>{html.escape(rule)}</td><td>{jobs}</td><td>{total:.0f}</td><td>{longest:.1f}</td></tr>"
         for rule, jobs, total, longest in benchmarks
@@ -83,12 +91,10 @@ top-left corner whose class matches the image class on training data and is rand
 {table_html}
 
 <h2>Teachers</h2>
-<p>Ref in Table I is the teacher's accuracy on the (contaminated) subtask test images of each rho. Here, on clean images:</p>
-<table><thead><tr><th>pair</th><th>all classes (%)</th><th>subtask logits (%)</th></tr></thead>
+<p>Ref in Table I is the teacher's accuracy on the (contaminated) subtask test images of each rho.</p>
+<table><thead><tr><th>pair</th><th>teacher</th></tr></thead>
 <tbody>{teacher_rows}</tbody></table>
-
-<h2>Data</h2>
-{embed_png(preview, "contaminated images")}
+{"" if preview is None else "<h2>Data</h2>" + chr(10) + embed_png(preview, "contaminated images")}
 
 <h2>Representations and relevance</h2>
 {figure_html}

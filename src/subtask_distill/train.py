@@ -38,9 +38,30 @@ class TensorBatches:
     x: torch.Tensor
     batch_size: int
 
+    def __len__(self) -> int:
+        return len(self.x)
+
     def __call__(self, generator: torch.Generator) -> Iterable[Batch]:
         for index in batch_indices(len(self.x), self.batch_size, generator):
             yield self.x[index.to(self.x.device)], index
+
+
+@dataclass
+class LoaderBatches:
+    """Mini-batches from a DataLoader of (image, label, digit, index), e.g. decoded and augmented by workers.
+
+    The loader's sampler draws from the run's generator, so a resumed run sees the same order; with
+    persistent workers, the augmentations after a resume are drawn afresh (equally distributed, not equal).
+    """
+
+    loader: Any
+
+    def __len__(self) -> int:
+        return len(self.loader.dataset)
+
+    def __call__(self, generator: torch.Generator) -> Iterable[Batch]:
+        for x, _, _, index in self.loader:
+            yield x, index
 
 
 @dataclass
@@ -67,9 +88,10 @@ class DistillationData:
     def in_memory(
         cls, tensors: dict[str, torch.Tensor], teacher: Callable[[torch.Tensor, torch.Tensor], TeacherOutputs], batch_size: int
     ) -> "DistillationData":
-        """From ``train_x``, ``val_x``/``val_y`` and ``test_x``/``test_y`` tensors (already on the device)."""
+        """From ``train_x`` (images, or LoaderBatches), ``val_x``/``val_y`` and ``test_x``/``test_y`` on the device."""
+        train = tensors["train_x"]
         return cls(
-            train_batches=TensorBatches(tensors["train_x"], batch_size),
+            train_batches=train if isinstance(train, LoaderBatches) else TensorBatches(train, batch_size),
             teacher=teacher,
             val_accuracy=TensorAccuracy(tensors["val_x"], tensors["val_y"]),
             test_accuracy=TensorAccuracy(tensors["test_x"], tensors["test_y"]),
