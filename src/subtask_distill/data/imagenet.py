@@ -23,7 +23,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import v2
 
 from ..io import load_arrays, save_arrays
 from .contamination import NO_DIGIT, plan_contamination, validation_split
@@ -277,13 +276,19 @@ def split_alphas(view: SplitView, digit_images: np.ndarray, image_size: int) -> 
 # Transforms and the dataset ------------------------------------------------------------------------------------------
 
 
-def eval_transform(image_size: int = 224) -> v2.Compose:
+def eval_transform(image_size: int = 224):
     """Resize (256 at 224 px) and centre crop; PIL image -> uint8 CHW tensor, not yet normalised."""
+    # Imported here: torchvision takes seconds to import, and the workflow's start-up (dry runs
+    # included) reads this module's class table.
+    from torchvision.transforms import v2
+
     return v2.Compose([v2.Resize(round(256 * image_size / 224)), v2.CenterCrop(image_size), v2.PILToTensor()])
 
 
-def train_transform(image_size: int = 224) -> v2.Compose:
+def train_transform(image_size: int = 224):
     """Random resized crop and horizontal flip; PIL image -> uint8 CHW tensor, not yet normalised."""
+    from torchvision.transforms import v2
+
     return v2.Compose([v2.RandomResizedCrop(image_size), v2.RandomHorizontalFlip(), v2.PILToTensor()])
 
 
