@@ -26,12 +26,16 @@ rule train_student:
         out_dir=lambda w, output: Path(output.metrics).parent,
         # Outside the declared outputs, so Snakemake keeps it when a killed job is rerun.
         resume=lambda w: f"{RESULTS}/resume/{w.pair}/{w.method}/rho{w.rho}/lam{w.lam}/seed{w.seed}.pt",
-        # Teacher features shared by every method and lambda of a (pair, rho, seed); keyed by their inputs.
-        cache_dir=f"{RESULTS}/cache/teacher_features",
+        # Layer targets shared by the lambdas of a (pair, method, rho, seed), keyed by their inputs.
+        cache=(
+            f"--cache-dir {RESULTS}/cache/teacher_targets"
+            if config["training"]["teacher_cache"]
+            else ""
+        ),
         optional=optional_student_args,
     shell:
         "python {params.script} --config {params.config:q} --threads {threads}"
         " --pair {wildcards.pair} --method {wildcards.method} --rho {wildcards.rho}"
         " --lam {wildcards.lam} --seed {wildcards.seed} --splits {input.splits}"
-        " --teacher-logits {input.teacher_logits} {params.optional} --cache-dir {params.cache_dir}"
+        " --teacher-logits {input.teacher_logits} {params.optional} {params.cache}"
         " --resume-file {params.resume} --out-dir {params.out_dir} > {log} 2>&1"

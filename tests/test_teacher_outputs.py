@@ -17,10 +17,10 @@ from subtask_distill.teacher import save_checkpoint
 from subtask_distill.teacher_outputs import (
     CachedTeacher,
     OnlineTeacher,
-    cached_features,
-    feature_cache_key,
+    cached_tensors,
     layer_targets,
     resolve_mode,
+    target_cache_key,
     teacher_features,
 )
 
@@ -79,14 +79,17 @@ def key_inputs(tmp_path, tiny_data, test_config):
         "splits": tmp_path / "splits.npz",
         "teacher_spec": spec,
         "sizes": [(32, 32), (16, 16), (8, 8), (4, 4)],
+        "method": "at",
+        "options": {},
+        "subspace": None,
         "rho": "1",
         "seed": 0,
     }
 
 
-def test_cache_key_changes_with_teacher_rho_seed_and_data(key_inputs, tmp_path, tiny_data, test_config):
-    key = feature_cache_key(**key_inputs)
-    assert key == feature_cache_key(**key_inputs)
+def test_cache_key_changes_with_teacher_rho_seed_data_and_method(key_inputs, tmp_path, tiny_data, test_config):
+    key = target_cache_key(**key_inputs)
+    assert key == target_cache_key(**key_inputs)
 
     spec = key_inputs["teacher_spec"]
     torch.manual_seed(1)
@@ -102,8 +105,10 @@ def test_cache_key_changes_with_teacher_rho_seed_and_data(key_inputs, tmp_path, 
         "seed": dict(key_inputs, splits=tmp_path / "seed_1.npz", seed=1),
         "rho named only": dict(key_inputs, rho="0.5"),
         "layers": dict(key_inputs, teacher_spec=dict(spec, layers=["layer1", "layer2", "layer3", "layer3"])),
+        "method": dict(key_inputs, method="vid"),
+        "subspace": dict(key_inputs, subspace=tmp_path / "seed_1.npz"),
     }
-    keys = {name: feature_cache_key(**inputs) for name, inputs in variants.items()}
+    keys = {name: target_cache_key(**inputs) for name, inputs in variants.items()}
     assert all(k != key for k in keys.values()), keys
     assert len(set(keys.values())) == len(keys)
 
@@ -115,13 +120,13 @@ def test_cache_computes_once_and_recomputes_a_corrupt_entry(tmp_path, caplog):
         calls.append(1)
         return [torch.arange(6.0).view(2, 3)]
 
-    first = cached_features(tmp_path, "abc", compute, QUIET)
-    second = cached_features(tmp_path, "abc", compute, QUIET)
+    first = cached_tensors(tmp_path, "abc", compute, QUIET)
+    second = cached_tensors(tmp_path, "abc", compute, QUIET)
     assert len(calls) == 1 and torch.equal(first[0], second[0])
 
     (tmp_path / "abc.pt").write_bytes(b"\x00broken")
     with caplog.at_level(logging.WARNING):
-        third = cached_features(tmp_path, "abc", compute, QUIET)
+        third = cached_tensors(tmp_path, "abc", compute, QUIET)
     assert len(calls) == 2 and torch.equal(third[0], first[0])
     assert "unreadable cache entry" in caplog.text
 

@@ -29,11 +29,11 @@ from .teacher import build_network, load_subtask_teacher
 from .teacher_outputs import (
     CachedTeacher,
     OnlineTeacher,
-    cached_features,
-    feature_cache_key,
+    cached_tensors,
     file_digest,
     layer_targets,
     resolve_mode,
+    target_cache_key,
     teacher_features,
 )
 from .train import DistillationData, LoaderBatches, train_student
@@ -148,17 +148,18 @@ def teacher_source(
         return CachedTeacher(TeacherOutputs(teacher_logits), device)
 
     def compute() -> list[torch.Tensor]:
-        return teacher_features(taps, train_x, objective.sizes, device)
+        features = teacher_features(taps, train_x, objective.sizes, device)
+        return [t.cpu() for t in layer_targets(objective, [f.to(device) for f in features])]
 
     if paths["cache_dir"] is None:
-        features = compute()
+        targets = compute()
     else:
-        key = feature_cache_key(
+        key = target_cache_key(
             teacher_checkpoint=paths["teacher"], splits=paths["splits"], teacher_spec=config["pairs"][run.pair]["teacher"],
-            sizes=objective.sizes, rho=run.rho, seed=run.seed,
+            sizes=objective.sizes, method=run.method, options=config["methods"][run.method], subspace=paths["subspace"],
+            rho=run.rho, seed=run.seed,
         )
-        features = cached_features(paths["cache_dir"], key, compute, log)
-    targets = layer_targets(objective, [f.to(device) for f in features])
+        targets = cached_tensors(paths["cache_dir"], key, compute, log)
     return CachedTeacher(TeacherOutputs(teacher_logits, targets), device)
 
 
@@ -190,7 +191,7 @@ def run_student(
 
     Layer-wise methods also need the teacher checkpoint, and SubDistill the
     fitted subspace of this (pair, rho, seed). ``cache_dir`` shares the
-    teacher's features across runs; ``resume_path`` holds the resume checkpoint
+    teacher's layer targets with the runs of the other lambdas; ``resume_path`` holds the resume checkpoint
     (deleted once the run's outputs are written).
     """
     started = time.perf_counter()
@@ -222,7 +223,7 @@ def run_student(
         ).to(device)
     else:
         objective = build_objective(method, None, config["training"]["temperature"], 0.0)
-    paths = {"teacher": teacher_path, "splits": splits_path, "cache_dir": cache_dir}
+    paths = {"teacher": teacher_path, "splits": splits_path, "subspace": subspace_path, "cache_dir": cache_dir}
     teacher = teacher_source(config, run, mode, objective, taps, tensors.get("train_x"), teacher_logits, paths, device, log)
     if taps is not None and mode == "cached":
         taps.remove()

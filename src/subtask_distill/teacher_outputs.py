@@ -1,10 +1,13 @@
-"""Where a student run gets the frozen teacher's outputs from: a cache or the teacher itself.
+"""Where a student run gets the frozen teacher's outputs from: computed once, or by the teacher on every batch.
 
 With fixed training inputs (no augmentation, as in the embedded study) the
-teacher's outputs never change, so its tapped feature maps are computed once
-per (pair, rho, seed) and shared by every method and lambda through an
-on-disk cache keyed by everything they depend on. With augmented inputs the
-teacher must run online, on every batch.
+teacher's outputs never change: its subtask logits are computed once per
+(pair, rho, seed) by their own rule and shared by every run, and each layer
+loss's targets once per run, before the first epoch. With a cache folder, the
+targets are also stored on disk, keyed by everything they depend on, so the
+runs of the other lambdas load them instead of running the teacher again
+(``training.teacher_cache``). With augmented inputs the teacher runs online,
+on every batch.
 """
 
 from __future__ import annotations
@@ -46,21 +49,34 @@ def file_digest(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def feature_cache_key(
-    *, teacher_checkpoint: Path, splits: Path, teacher_spec: dict[str, Any], sizes: Sequence[Sequence[int]], rho: str, seed: int
+def target_cache_key(
+    *,
+    teacher_checkpoint: Path,
+    splits: Path,
+    teacher_spec: dict[str, Any],
+    sizes: Sequence[Sequence[int]],
+    method: str,
+    options: dict[str, Any] | None,
+    subspace: Path | None,
+    rho: str,
+    seed: int,
 ) -> str:
-    """A key that changes with anything the cached features depend on.
+    """A key that changes with anything the cached layer targets depend on (lambda is not one of them).
 
-    The file digests cover the teacher's weights and the exact images (data
-    settings, rho and seed all change the splits file); rho and seed are also
-    named so that two studies never share an entry by accident.
+    The file digests cover the teacher's weights, the exact images (data
+    settings, rho and seed all change the splits file) and SubDistill's
+    fitted subspace; rho and seed are also named so that two studies never
+    share an entry by accident.
     """
     parts = {
         "version": CACHE_VERSION,
         "teacher": file_digest(teacher_checkpoint),
         "splits": file_digest(splits),
+        "subspace": file_digest(subspace) if subspace is not None else None,
         "teacher_spec": teacher_spec,
         "sizes": [list(map(int, size)) for size in sizes],
+        "method": method,
+        "options": options or {},
         "rho": rho,
         "seed": seed,
     }
@@ -79,10 +95,10 @@ def teacher_features(
     return [torch.cat([chunk[layer] for chunk in chunks]) for layer in range(len(sizes))]
 
 
-def cached_features(
+def cached_tensors(
     cache_dir: Path, key: str, compute: Callable[[], list[torch.Tensor]], log: logging.Logger
 ) -> list[torch.Tensor]:
-    """Load the features stored under ``key``, or compute and store them.
+    """Load the tensors stored under ``key``, or compute and store them.
 
     Concurrent runs may both compute an entry; each write is atomic, so the
     last one simply replaces an identical file.
@@ -92,15 +108,15 @@ def cached_features(
         try:
             payload = torch.load(path, map_location="cpu", weights_only=True)
             if payload["key"] == key:
-                log.info("teacher features from cache %s", path)
-                return payload["features"]
+                log.info("teacher targets from cache %s", path)
+                return payload["tensors"]
             log.warning("cache entry %s holds another key; recomputing", path)
         except Exception as error:  # truncated or corrupt entry
             log.warning("unreadable cache entry %s (%s); recomputing", path, error)
-    features = compute()
-    save_torch(path, {"key": key, "features": features})
-    log.info("teacher features cached in %s", path)
-    return features
+    tensors = compute()
+    save_torch(path, {"key": key, "tensors": tensors})
+    log.info("teacher targets cached in %s", path)
+    return tensors
 
 
 @torch.no_grad()
