@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Jobs call plain `python`: the venv comes first on PATH, as if activated.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test dry-run lint format clean
+.PHONY: setup demo test test-slurm dry-run lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,12 @@ demo: $(STAMP)
 ## test: run the test suite
 test: $(STAMP)
 	$(BIN)/pytest
+
+## test-slurm: the SLURM test on a one-node SLURM cluster started here (needs root or sudo)
+test-slurm: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,slurm]"
+	.ci/slurm/start-cluster
+	SUBTASK_DISTILL_SLURM=1 $(BIN)/pytest -m slurm; status=$$?; .ci/slurm/stop-cluster; exit $$status
 
 ## dry-run: list the jobs the study would run
 dry-run: $(STAMP)

@@ -24,8 +24,8 @@ rule table:
         "../envs/study.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=grows(2000),
+        runtime=grows(10),
     params:
         script=SCRIPTS / "make_table.py",
     shell:

@@ -82,8 +82,8 @@ rule relevance_table:
         "../envs/study.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=10,
+        mem_mb=grows(3000),
+        runtime=grows(10),
     params:
         runs=[f"{RESULTS}/{run.path}" for run in RUNS],
         script=SCRIPTS / "relevance_table.py",

@@ -106,6 +106,11 @@ def base_arg(wildcards, input):
     return f"--subtask-base {input.base}" if "base" in input.keys() else ""
 
 
+def grows(amount):
+    """A resource that grows with each retry: a job killed for memory or time gets more."""
+    return lambda wildcards, attempt: amount * attempt
+
+
 def pair_resources(pair):
     return config["pairs"][pair]["resources"]
 

@@ -16,8 +16,8 @@ if DATA_KIND == "embedded":
             "../envs/study.yaml"
         threads: 1
         resources:
-            mem_mb=4000,
-            runtime=20,
+            mem_mb=grows(4000),
+            runtime=grows(20),
         params:
             config=job_config("data"),
             script=SCRIPTS / "synthesize_data.py",
@@ -38,8 +38,8 @@ if DATA_KIND == "embedded":
             "../envs/study.yaml"
         threads: 1
         resources:
-            mem_mb=2000,
-            runtime=10,
+            mem_mb=grows(2000),
+            runtime=grows(10),
         params:
             config=job_config("data"),
             script=SCRIPTS / "contaminate.py",
@@ -64,8 +64,8 @@ if DATA_KIND == "embedded":
             "../envs/study.yaml"
         threads: 1
         resources:
-            mem_mb=2000,
-            runtime=10,
+            mem_mb=grows(2000),
+            runtime=grows(10),
         params:
             rhos=RHOS,
             script=SCRIPTS / "preview_data.py",
@@ -86,8 +86,8 @@ if DATA_KIND == "imagenet":
             "../envs/study.yaml"
         threads: 1
         resources:
-            mem_mb=4000,
-            runtime=60,
+            mem_mb=grows(4000),
+            runtime=grows(60),
         params:
             config=job_config("data"),
             seeds=SEEDS,

@@ -33,8 +33,8 @@ rule plot_figures:
         "../envs/study.yaml"
     threads: 1
     resources:
-        mem_mb=3000,
-        runtime=20,
+        mem_mb=grows(3000),
+        runtime=grows(20),
     params:
         settings=json.dumps(config["plots"]),
         runs=lambda w: [f"{RESULTS}/{run.path}" for run in pair_runs(w.pair)],
@@ -66,8 +66,8 @@ rule build_report:
         "../envs/study.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=grows(2000),
+        runtime=grows(10),
     params:
         config=json.dumps(config),
         # The folder, not its files: the list grows as jobs run, and a changed list would retrigger the report.

@@ -14,8 +14,8 @@ rule import_teacher:
         "../envs/study.yaml"
     threads: 1
     resources:
-        mem_mb=8000,
-        runtime=20,
+        mem_mb=grows(8000),
+        runtime=grows(20),
     params:
         config=lambda w: job_config("data", "runtime", pair=w.pair),
         script=SCRIPTS / "import_teacher.py",
@@ -41,8 +41,9 @@ if DATA_KIND == "embedded":
             "../envs/study.yaml"
         threads: config["runtime"]["teacher_threads"]
         resources:
-            mem_mb=6000,
-            runtime=60,
+            gpu=gpus,
+            mem_mb=grows(6000),
+            runtime=grows(60),
         params:
             config=lambda w: job_config(
                 "data", "teacher_training", "runtime", pair=w.pair
@@ -92,8 +93,8 @@ rule prefetch_downloads:
         "../envs/study.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=grows(4000),
+        runtime=grows(60),
     params:
         config=json.dumps(config),
         script=SCRIPTS / "prefetch.py",

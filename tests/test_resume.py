@@ -11,7 +11,7 @@ import torch
 
 from subtask_distill.data.embedded import build_splits
 from subtask_distill.distill import run_student
-from subtask_distill.io import load_arrays, save_arrays, write_json
+from subtask_distill.io import save_arrays, write_json
 from subtask_distill.models import create_model
 from subtask_distill.study import Run
 from subtask_distill.teacher import save_checkpoint

@@ -10,6 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from .config import config_hash
 from .data.contamination import SPLITS
 from .data.imagenet import WadingBirds, load_manifest, make_loader, split_alphas, split_of
 from .data.mnist import load_mnist
@@ -19,7 +20,6 @@ from .evaluate import accuracy, predict_logits
 from .io import load_arrays, save_arrays, save_torch, write_json
 from .methods import get_method
 from .models.taps import FeatureTaps
-from .config import config_hash
 from .objective import DistillationObjective, TeacherOutputs, build_objective
 from .provenance import provenance
 from .runtime import autocast_context, seed_everything

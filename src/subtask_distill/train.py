@@ -27,7 +27,6 @@ from .objective import DistillationObjective, TeacherOutputs
 from .resume import load_resume, restore_rng_states, rng_states, save_resume
 from .runtime import autocast_context, memory_format
 
-
 Batch = tuple[torch.Tensor, torch.Tensor]  # images, their indices in the training split
 
 
