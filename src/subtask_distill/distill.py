@@ -149,7 +149,7 @@ def teacher_source(
 
     def compute() -> list[torch.Tensor]:
         features = teacher_features(taps, train_x, objective.sizes, device)
-        return [t.cpu() for t in layer_targets(objective, [f.to(device) for f in features])]
+        return layer_targets(objective, [f.to(device) for f in features])
 
     if paths["cache_dir"] is None:
         targets = compute()
