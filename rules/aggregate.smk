@@ -1,7 +1,8 @@
-# Lambda selection on validation accuracy and Table I.
+# Lambda selection on validation accuracy and Table I. A checkpoint: which runs get analysed
+# (those at lambda*) is decided by its output.
 
 
-rule table:
+checkpoint table:
     input:
         metrics=[f"{RESULTS}/{run.path}/metrics.json" for run in RUNS],
         teacher_accuracy=expand(

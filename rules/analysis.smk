@@ -1,5 +1,6 @@
 # Analysis artifacts, separate from training so they rerun without retraining:
-# penultimate test features and occlusion relevance of every teacher and student.
+# penultimate test features and occlusion relevance of every teacher and of the students at
+# lambda* (the runs Table I reports; the figures and the relevance table read no others).
 
 
 rule analyse_teacher:
@@ -67,7 +68,9 @@ rule relevance_table:
         teachers=expand(
             analysis_file("{pair}", "teacher", "{rho}"), pair=PAIRS, rho=RHOS
         ),
-        analyses=[f"{RESULTS}/{run.path}/analysis.npz" for run in RUNS],
+        analyses=lambda w: [
+            f"{RESULTS}/{run.path}/analysis.npz" for run in chosen_runs()
+        ],
     output:
         report(
             f"{RESULTS}/relevance_correlation.csv",
@@ -85,7 +88,7 @@ rule relevance_table:
         mem_mb=grows(3000),
         runtime=grows(10),
     params:
-        runs=[f"{RESULTS}/{run.path}" for run in RUNS],
+        runs=lambda w: [f"{RESULTS}/{run.path}" for run in chosen_runs()],
         script=SCRIPTS / "relevance_table.py",
     shell:
         "python {params.script} --table {input.table} --teacher-analysis {input.teachers}"

@@ -11,6 +11,7 @@ from subtask_distill.data.checks import data_root_problems
 from subtask_distill.methods import get_method
 from subtask_distill.study import format_number, runs
 from subtask_distill.subspace import SUBSPACE_KINDS
+from subtask_distill.table import at_chosen_lambda, chosen_lambdas, read_table_csv
 from subtask_distill.teacher_outputs import resolve_mode
 
 # Schema first (types, ranges, unknown keys), then registry and cross-key checks.
@@ -187,8 +188,20 @@ def analysis_file(pair, role, rho):
     return f"{RESULTS}/analysis/{pair}/{role}/rho{rho}.npz"
 
 
-def pair_runs(pair):
-    return [run for run in RUNS if run.pair == pair]
+def chosen_runs(pair=None):
+    """The runs at lambda* (all seeds), the only ones the figures and the relevance table read.
+
+    Known once Table I exists (`table` is a checkpoint), so only these runs get analysed,
+    a third of the grid at the paper's 5 lambdas.
+    """
+    table = Path(checkpoints.table.get().output.csv).read_text()
+    chosen = chosen_lambdas(read_table_csv(table))
+    return [
+        run
+        for run in RUNS
+        if pair in (None, run.pair)
+        and at_chosen_lambda(chosen, run.pair, run.rho, run.method, run.lam)
+    ]
 
 
 def figure_file(pair, kind):

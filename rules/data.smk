@@ -14,7 +14,8 @@ if DATA_KIND == "embedded":
             benchmark_path("synthesize_data")
         conda:
             "../envs/study.yaml"
-        threads: 1
+        # Renders chunks of images on this many threads (the same images on any number).
+        threads: config["runtime"]["teacher_threads"]
         resources:
             mem_mb=grows(4000),
             runtime=grows(20),

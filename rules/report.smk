@@ -7,7 +7,7 @@ rule plot_figures:
         table=rules.table.output.csv,
         teachers=lambda w: expand(analysis_file(w.pair, "teacher", "{rho}"), rho=RHOS),
         analyses=lambda w: [
-            f"{RESULTS}/{run.path}/analysis.npz" for run in pair_runs(w.pair)
+            f"{RESULTS}/{run.path}/analysis.npz" for run in chosen_runs(w.pair)
         ],
     output:
         tsne=report(
@@ -37,7 +37,7 @@ rule plot_figures:
         runtime=grows(20),
     params:
         settings=json.dumps(config["plots"]),
-        runs=lambda w: [f"{RESULTS}/{run.path}" for run in pair_runs(w.pair)],
+        runs=lambda w: [f"{RESULTS}/{run.path}" for run in chosen_runs(w.pair)],
         script=SCRIPTS / "plot_figures.py",
     shell:
         "python {params.script} --pair {wildcards.pair} --table {input.table}"

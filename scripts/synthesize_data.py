@@ -16,7 +16,7 @@ def main() -> None:
     args = p.parse_args()
     config, log = cli.setup(args, "synthesize_data")
     start = time.perf_counter()
-    teacher_set, base = synthesize(config["data"])
+    teacher_set, base = synthesize(config["data"], workers=args.threads)
     save_arrays(args.teacher_set, teacher_set)
     save_arrays(args.subtask_base, base)
     log.info(

@@ -35,3 +35,10 @@ def test_rendering_does_not_depend_on_batch_composition():
     again = render_textures(labels, seed=3, stream=0)
     assert np.array_equal(whole, again)
     assert whole.shape == (10, 32, 32, 3) and whole.dtype == np.uint8
+
+
+def test_rendering_on_several_threads_gives_the_same_images():
+    labels = np.arange(600) % 10  # three chunks
+    one = render_textures(labels, seed=5, stream=1)
+    assert np.array_equal(render_textures(labels, seed=5, stream=1, workers=3), one)
+    assert not np.array_equal(render_textures(labels, seed=5, stream=2, workers=3), one)

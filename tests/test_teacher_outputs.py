@@ -12,8 +12,10 @@ from subtask_distill.methods import get_method
 from subtask_distill.models import SubtaskHead, create_model
 from subtask_distill.models.taps import FeatureTaps
 from subtask_distill.objective import TeacherOutputs, build_objective
+from subtask_distill.runtime import autocast_context
 from subtask_distill.subspace import LayerSubspace
 from subtask_distill.teacher import save_checkpoint
+from subtask_distill.train import training_step
 from subtask_distill.teacher_outputs import (
     CachedTeacher,
     OnlineTeacher,
@@ -137,3 +139,29 @@ def test_teacher_output_modes():
     assert resolve_mode("online", augmented=False) == "online"
     with pytest.raises(ValueError, match="training.teacher_outputs"):
         resolve_mode("cached", augmented=True)
+
+
+@pytest.mark.parametrize("method_name", ["kd", "at", "vid", "vkd", "subdistill"])
+def test_every_method_trains_under_bf16_autocast(method_name, tiny_data, test_config):
+    """CUDA's default bf16 autocast, exercised on the CPU: bf16 features reach every layer loss."""
+    pair = test_config["pairs"]["embedded"]
+    x = split_tensors(build_splits(tiny_data[1], test_config["data"], 1.0, seed=0))["train_x"][:8]
+    torch.manual_seed(0)
+    teacher = SubtaskHead(create_model("embedded_resnet", num_classes=10), test_config["data"]["subtask_classes"]).eval()
+    student = create_model("embedded_cnn", num_classes=5)
+    method = get_method(method_name)
+    teacher_taps = FeatureTaps(teacher, pair["teacher"]["layers"] if method.uses_layers else [], named_in=teacher.model)
+    student_taps = FeatureTaps(student, pair["student"]["layers"])
+    teacher_shapes = teacher_taps.shapes(x[:1])
+    subspaces = random_subspaces(teacher_shapes, student_taps.shapes(x[:1])) if method.subspace else None
+    objective = build_objective(method, {}, 4.0, 1.0, student_taps if method.uses_layers else None, teacher_shapes, subspaces, x[:1])
+    autocast = autocast_context("bf16", torch.device("cpu"))
+    teacher_outputs = OnlineTeacher(teacher_taps, objective, autocast)(x, torch.arange(len(x)))
+    optimizer = torch.optim.AdamW(list(student.parameters()) + list(objective.parameters()), lr=1e-2)
+    before = [p.detach().clone() for p in student.parameters()]
+
+    terms = training_step(student, objective, optimizer, x, teacher_outputs, autocast)
+
+    assert all(torch.isfinite(value) for value in terms.values())
+    assert all(p.dtype == torch.float32 for p in list(student.parameters()) + list(objective.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, student.parameters()))

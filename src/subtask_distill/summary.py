@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -10,6 +9,7 @@ import numpy as np
 
 from .figures import digit_share, pearson
 from .io import load_arrays, read_json
+from .table import at_chosen_lambda, chosen_lambdas
 
 RELEVANCE_COLUMNS = (
     "pair",
@@ -36,12 +36,11 @@ def load_runs(run_dirs: Iterable[Path]) -> list[dict[str, Any]]:
 
 def runs_at_lambda_star(runs: Sequence[dict[str, Any]], table_rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict]]:
     """(pair, rho, method) -> its runs at the lambda chosen in Table I, best validation accuracy first."""
-    chosen = {(r["pair"], float(r["rho"]), r["method"]): float(r["lambda"]) for r in table_rows}
+    chosen = chosen_lambdas(table_rows)
     out: dict[tuple, list[dict]] = {}
     for run in runs:
-        key = (run["pair"], float(run["rho"]), run["method"])
-        if key in chosen and math.isclose(float(run["lambda"]), chosen[key]):
-            out.setdefault(key, []).append(run)
+        if at_chosen_lambda(chosen, run["pair"], run["rho"], run["method"], run["lambda"]):
+            out.setdefault((run["pair"], float(run["rho"]), run["method"]), []).append(run)
     for group in out.values():
         group.sort(key=lambda r: (-r["val_acc"], r["seed"]))
     return out

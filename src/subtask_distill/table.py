@@ -97,3 +97,14 @@ def read_table_csv(text: str) -> list[dict[str, Any]]:
         row["n_seeds"] = int(row["n_seeds"])
         rows.append(row)
     return rows
+
+
+def chosen_lambdas(table_rows: Sequence[dict[str, Any]]) -> dict[tuple[str, float, str], float]:
+    """(pair, rho, method) -> lambda* from Table I's rows (as read by ``read_table_csv``)."""
+    return {(row["pair"], float(row["rho"]), row["method"]): float(row["lambda"]) for row in table_rows}
+
+
+def at_chosen_lambda(chosen: dict[tuple[str, float, str], float], pair: str, rho: Any, method: str, lam: Any) -> bool:
+    """Whether a run of (pair, rho, method) with this lambda is the one Table I reports."""
+    key = (pair, float(rho), method)
+    return key in chosen and math.isclose(float(lam), chosen[key])

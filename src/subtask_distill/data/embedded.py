@@ -43,8 +43,8 @@ def load_digit_halves(num_classes: int, patch: int) -> dict[str, np.ndarray]:
     return out
 
 
-def synthesize(data_cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Return (teacher set, subtask base) as dicts of arrays."""
+def synthesize(data_cfg: dict[str, Any], workers: int = 1) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Return (teacher set, subtask base) as dicts of arrays, rendered on ``workers`` threads (same result)."""
     seed, size = data_cfg["seed"], data_cfg["image_size"]
     style = TextureStyle(**{k: tuple(v) if isinstance(v, list) else v for k, v in data_cfg.get("texture", {}).items()})
     subtask_classes = np.asarray(data_cfg["subtask_classes"], dtype=np.int64)
@@ -53,7 +53,7 @@ def synthesize(data_cfg: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[st
 
     def images(per_class: int, classes: np.ndarray, stream: int) -> tuple[np.ndarray, np.ndarray]:
         labels = np.repeat(classes, per_class)
-        return render_textures(labels, seed=seed, stream=stream, size=size, style=style), labels
+        return render_textures(labels, seed=seed, stream=stream, size=size, style=style, workers=workers), labels
 
     all_classes = np.arange(NUM_CLASSES)
     teacher_train_x, teacher_train_y = images(data_cfg["teacher_train_per_class"], all_classes, _TEACHER_TRAIN)

@@ -7,12 +7,14 @@ flipped: a horizontal flip turns class 1 into class 3.
 
 Images are drawn at twice the target size and averaged down, which
 anti-aliases edges without a rasteriser. Everything is vectorised over a
-chunk of images; a chunk's randomness comes from its own seed sequence so the
-result does not depend on the chunk size used to render it.
+chunk of images; a chunk's randomness comes from its own seed sequence, so the
+result does not depend on the chunk size or on how many threads render chunks
+side by side (numpy releases the GIL in its array operations).
 """
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,9 +59,14 @@ class TextureStyle:
 
 
 def render_textures(
-    labels: np.ndarray, seed: int, stream: int, size: int = 32, style: TextureStyle = TextureStyle()
+    labels: np.ndarray,
+    seed: int,
+    stream: int,
+    size: int = 32,
+    style: TextureStyle = TextureStyle(),
+    workers: int = 1,
 ) -> np.ndarray:
-    """Render one image per label as uint8 of shape (N, size, size, 3).
+    """Render one image per label as uint8 of shape (N, size, size, 3), on ``workers`` threads.
 
     ``stream`` separates independent image sets drawn from the same seed
     (teacher set, subtask pool, subtask test set).
@@ -68,10 +75,16 @@ def render_textures(
     if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
         raise ValueError(f"texture labels must lie in [0, {NUM_CLASSES})")
     images = np.empty((len(labels), size, size, 3), dtype=np.uint8)
-    for index, start in enumerate(range(0, len(labels), _CHUNK)):
+
+    def render(index: int) -> None:
+        start = index * _CHUNK
         chunk = labels[start : start + _CHUNK]
         rng = np.random.default_rng([seed, stream, index])
         images[start : start + len(chunk)] = _render_chunk(chunk, rng, size, style)
+
+    chunks = range(-(-len(labels) // _CHUNK))
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        list(pool.map(render, chunks))  # list() re-raises a chunk's exception here
     return images
 
 

@@ -36,7 +36,7 @@ class MeanCentering(nn.Module):
         if self.training:
             mean = x.mean(dim=(0, 2, 3))
             with torch.no_grad():
-                self.running_mean.lerp_(mean.detach(), self.momentum)
+                self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), self.momentum)
         else:
             mean = self.running_mean
         return x - mean.view(1, -1, 1, 1)
