@@ -114,7 +114,7 @@ def test_subdistill_loss_is_zero_when_the_student_matches_the_projection():
     teacher = teacher - teacher.mean(dim=(0, 2, 3), keepdim=True) + subspace.mean.view(1, -1, 1, 1)
     target = loss.teacher_target(teacher)
     student = target + torch.tensor([3.0, -1.0, 0.5], dtype=torch.float64).view(1, -1, 1, 1)  # any channel offset
-    assert float(loss(student, target)) == pytest.approx(0.0, abs=1e-12)
+    assert loss(student, target).item() == pytest.approx(0.0, abs=1e-12)
 
 
 def test_subdistill_loss_normalises_by_the_sum_of_variances():
@@ -123,7 +123,7 @@ def test_subdistill_loss_normalises_by_the_sum_of_variances():
     error = rand(4, 3, 4, 4, seed=10)
     error = error - error.mean(dim=(0, 2, 3), keepdim=True)  # survives the centring unchanged
     expected = (error**2).sum(dim=1).mean() / 7.0  # 4 + 2 + 1
-    assert float(loss(error, target)) == pytest.approx(float(expected), rel=1e-10)
+    assert loss(error, target).item() == pytest.approx(float(expected), rel=1e-10)
 
 
 def test_subdistill_student_centring_uses_the_running_mean_in_evaluation():
