@@ -126,6 +126,31 @@ def test_subdistill_loss_normalises_by_the_sum_of_variances():
     assert loss(error, target).item() == pytest.approx(float(expected), rel=1e-10)
 
 
+def test_subdistill_training_loss_and_gradients_equal_the_direct_formula():
+    """The training path expands ||V c - t||^2 and has its own backward; it must equal the formula as written."""
+    loss, _ = subdistill_loss()
+    with torch.no_grad():  # a rotation away from the identity, so V matters
+        loss.rotation.parametrizations.weight.original.copy_(rand(3, 3, seed=12))
+    student = (rand(5, 3, 4, 4, seed=13) + 2.0).requires_grad_()
+    target = rand(5, 3, 4, 4, seed=14)
+    loss.train()
+    value = loss(student, target)
+    value.backward()
+    fast_grads = student.grad.clone(), loss.rotation.parametrizations.weight.original.grad.clone()
+
+    student.grad = None
+    loss.zero_grad()
+    rotation = loss.rotation.weight
+    centred = student - student.mean(dim=(0, 2, 3), keepdim=True)
+    rotated = torch.einsum("kj,njhw->nkhw", rotation, centred)
+    direct = (rotated - target).pow(2).sum(dim=1).mean() / 7.0
+    direct.backward()
+    assert value.item() == pytest.approx(direct.item(), rel=1e-10)
+    assert torch.allclose(fast_grads[0], student.grad, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(fast_grads[1], loss.rotation.parametrizations.weight.original.grad, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(loss.centering.running_mean, 0.1 * student.detach().mean(dim=(0, 2, 3)))
+
+
 def test_subdistill_student_centring_uses_the_running_mean_in_evaluation():
     loss, _ = subdistill_loss()
     features = rand(8, 3, 4, 4, seed=11) + 5.0
