@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.autograd.function import once_differentiable
 from torch.nn.utils.parametrizations import orthogonal
 
 from ..subspace import LayerSubspace
@@ -77,6 +78,7 @@ class RotatedCentredError(torch.autograd.Function):
         return error, mean
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_error: torch.Tensor, _grad_mean: torch.Tensor):
         s, t, v, mean, target_sum, cross = ctx.saved_tensors
         n, k, positions = s.shape
