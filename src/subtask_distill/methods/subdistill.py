@@ -72,6 +72,7 @@ class RotatedCentredError(torch.autograd.Function):
             cross = torch.bmm(t, s.transpose(1, 2)).sum(0) - torch.outer(target_sum, mean)  # sum t c^T
             centred_norm = torch.linalg.vector_norm(s).square() - count * mean.dot(mean)  # sum ||c||^2
             error = centred_norm - 2 * (v * cross).sum() + torch.linalg.vector_norm(t).square()
+            error = error.clamp_min(0)  # a sum of squares: the expansion's rounding must not log a negative loss
         ctx.save_for_backward(s, t, v, mean, target_sum, cross)
         ctx.mark_non_differentiable(mean)
         ctx.student_shape, ctx.input_dtypes = student.shape, (student.dtype, rotation.dtype)
