@@ -38,11 +38,9 @@ def random_subspaces(teacher_shapes, student_shapes):
     return subspaces
 
 
-@pytest.mark.parametrize("method_name", ["kd", "at", "vid", "vkd", "subdistill"])
-def test_cached_and_online_teacher_give_the_same_losses(method_name, tiny_data, test_config):
+def tiny_networks(method_name, test_config, x):
+    """The embedded teacher (with its taps) and student at seed 0, and the method's objective for them."""
     pair = test_config["pairs"]["embedded"]
-    tensors = split_tensors(build_splits(tiny_data[1], test_config["data"], 1.0, seed=0))
-    x = tensors["train_x"]
     torch.manual_seed(0)
     teacher = SubtaskHead(create_model("embedded_resnet", num_classes=10), test_config["data"]["subtask_classes"]).eval()
     student = create_model("embedded_cnn", num_classes=5)
@@ -52,10 +50,18 @@ def test_cached_and_online_teacher_give_the_same_losses(method_name, tiny_data, 
     teacher_shapes = teacher_taps.shapes(x[:1])
     subspaces = random_subspaces(teacher_shapes, student_taps.shapes(x[:1])) if method.subspace else None
     objective = build_objective(method, {}, 4.0, 1.0, student_taps if method.uses_layers else None, teacher_shapes, subspaces, x[:1])
+    return teacher, teacher_taps, student, objective
+
+
+@pytest.mark.parametrize("method_name", ["kd", "at", "vid", "vkd", "subdistill"])
+def test_cached_and_online_teacher_give_the_same_losses(method_name, tiny_data, test_config):
+    tensors = split_tensors(build_splits(tiny_data[1], test_config["data"], 1.0, seed=0))
+    x = tensors["train_x"]
+    teacher, teacher_taps, student, objective = tiny_networks(method_name, test_config, x)
 
     with torch.no_grad():
         logits = teacher(x[:])
-    targets = layer_targets(objective, teacher_features(teacher_taps, x, objective.sizes, torch.device("cpu"))) if method.uses_layers else []
+    targets = layer_targets(objective, teacher_features(teacher_taps, x, objective.sizes, torch.device("cpu"))) if get_method(method_name).uses_layers else []
     cached = CachedTeacher(TeacherOutputs(logits, targets), torch.device("cpu"))
     online = OnlineTeacher(teacher_taps, objective)
 
@@ -144,17 +150,8 @@ def test_teacher_output_modes():
 @pytest.mark.parametrize("method_name", ["kd", "at", "vid", "vkd", "subdistill"])
 def test_every_method_trains_under_bf16_autocast(method_name, tiny_data, test_config):
     """CUDA's default bf16 autocast, exercised on the CPU: bf16 features reach every layer loss."""
-    pair = test_config["pairs"]["embedded"]
     x = split_tensors(build_splits(tiny_data[1], test_config["data"], 1.0, seed=0))["train_x"][:8]
-    torch.manual_seed(0)
-    teacher = SubtaskHead(create_model("embedded_resnet", num_classes=10), test_config["data"]["subtask_classes"]).eval()
-    student = create_model("embedded_cnn", num_classes=5)
-    method = get_method(method_name)
-    teacher_taps = FeatureTaps(teacher, pair["teacher"]["layers"] if method.uses_layers else [], named_in=teacher.model)
-    student_taps = FeatureTaps(student, pair["student"]["layers"])
-    teacher_shapes = teacher_taps.shapes(x[:1])
-    subspaces = random_subspaces(teacher_shapes, student_taps.shapes(x[:1])) if method.subspace else None
-    objective = build_objective(method, {}, 4.0, 1.0, student_taps if method.uses_layers else None, teacher_shapes, subspaces, x[:1])
+    teacher, teacher_taps, student, objective = tiny_networks(method_name, test_config, x)
     autocast = autocast_context("bf16", torch.device("cpu"))
     teacher_outputs = OnlineTeacher(teacher_taps, objective, autocast)(x, torch.arange(len(x)))
     optimizer = torch.optim.AdamW(list(student.parameters()) + list(objective.parameters()), lr=1e-2)
