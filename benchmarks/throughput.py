@@ -8,8 +8,13 @@
 Every mode runs the training loop's own step (``train.training_step``) with the
 config's batch size, autocast and memory format, on random images of the
 pair's size and randomly initialised networks (speed does not depend on the
-weights). Prints images per second (the best of --repeats timed windows), the
-ratios c/a and c/b, and peak memory.
+weights). Prints images per second (the best of --repeats timed windows; the
+three modes take turns, so a slow spell of a shared machine hits each alike), the
+ratios c/a and c/b, peak memory, and the floating-point work per image of
+(a) and (c) as counted by ``torch.utils.flop_counter`` (matrix products and
+convolutions, forward and backward). Their ratio is the c/a that (c) would
+reach if its extra work ran as fast as the student's own: a bound that no
+engineering of the training loop can beat.
 
     python benchmarks/throughput.py --config config.yaml --pair embedded --method vid
     python benchmarks/throughput.py --config configs/paper.yaml --pair wrn101_to_mbnv4 --method subdistill --device cuda
@@ -20,11 +25,13 @@ from __future__ import annotations
 import argparse
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 from subtask_distill.config import load_config
 from subtask_distill.methods import get_method
@@ -63,8 +70,15 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10  # process peak RSS (Linux: KiB)
 
 
-def measure(mode: str, config: dict, pair_name: str, method_name: str, device: torch.device, args) -> tuple[float, float]:
-    """Images per second and peak memory of ``mode`` (bare, online or cached)."""
+@dataclass
+class Measurement:
+    images_per_second: float
+    peak_memory_mb: float
+    flops_per_image: float
+
+
+def measure(mode: str, config: dict, pair_name: str, method_name: str, device: torch.device, args) -> Measurement:
+    """Speed over one timed window, peak memory and floating-point work of ``mode`` (bare, online or cached)."""
     torch.manual_seed(0)
     pair, training = config["pairs"][pair_name], config["training"]
     size, batch, classes = config["data"]["image_size"], args.batch_size or training["batch_size"], len(config["data"]["subtask_classes"])
@@ -107,16 +121,20 @@ def measure(mode: str, config: dict, pair_name: str, method_name: str, device: t
             training_step(student, objective, optimizer, x, source(x, index), autocast)
 
     steps(args.warmup)
+    with FlopCounterMode(display=False) as counter:
+        steps(1)
     synchronize(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    best = 0.0
-    for _ in range(args.repeats):  # the best window: other load on a shared machine only ever slows one down
-        start = time.perf_counter()
-        steps(args.steps)
-        synchronize(device)
-        best = max(best, args.steps * batch / (time.perf_counter() - start))
-    return best, peak_memory_mb(device)
+    start = time.perf_counter()
+    steps(args.steps)
+    synchronize(device)
+    return Measurement(args.steps * batch / (time.perf_counter() - start), peak_memory_mb(device), counter.get_total_flops() / batch)
+
+
+def best_of(runs: list[Measurement]) -> Measurement:
+    """The fastest window: other load on a shared machine only ever slows one down."""
+    return Measurement(max(r.images_per_second for r in runs), max(r.peak_memory_mb for r in runs), runs[0].flops_per_image)
 
 
 def main() -> None:
@@ -128,7 +146,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the embedded study runs students on 1)")
     parser.add_argument("--batch-size", type=int, help="default: training.batch_size of the config")
     parser.add_argument("--steps", type=int, default=60, help="timed optimiser steps per mode")
-    parser.add_argument("--repeats", type=int, default=3, help="timed windows per mode; the fastest is reported")
+    parser.add_argument("--repeats", type=int, default=3, help="timed windows per mode, in turns; the fastest is reported")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--pool-batches", type=int, default=8, help="distinct batches of images the steps draw from")
     args = parser.parse_args()
@@ -142,14 +160,21 @@ def main() -> None:
     print(f"pair {args.pair}, batch {args.batch_size or config['training']['batch_size']}, device {name}, "
           f"mixed_precision {config['training']['mixed_precision']}, channels_last {config['training']['channels_last']}")
     measure("bare", config, args.pair, "kd", device, args)  # process warm-up (allocator, kernel choice): not reported
-    print(f"{'method':<12} {'bare img/s':>10} {'online':>10} {'cached':>10} {'c/a':>6} {'c/b':>6}  peak MB (bare/online/cached)")
+    print(f"{'method':<12} {'bare img/s':>10} {'online':>10} {'cached':>10} {'c/a':>6} {'c/b':>6}"
+          f"  {'MFLOP/img a/c':>14} {'flop c/a':>8}  peak MB (bare/online/cached)")
     for method in args.method:
-        # The bare student again beside each method: the ratios then compare windows close in time.
-        bare, bare_memory = measure("bare", config, args.pair, "kd", device, args)
-        online, online_memory = measure("online", config, args.pair, method, device, args)
-        cached, cached_memory = measure("cached", config, args.pair, method, device, args)
-        print(f"{method:<12} {bare:>10.0f} {online:>10.0f} {cached:>10.0f} {cached / bare:>6.2f} {cached / online:>6.2f}"
-              f"  {bare_memory:.0f}/{online_memory:.0f}/{cached_memory:.0f}", flush=True)
+        # The bare student again beside each method, and the modes in turns: ratios compare windows close in time.
+        runs: dict[str, list[Measurement]] = {mode: [] for mode in ("bare", "online", "cached")}
+        for _ in range(args.repeats):
+            for mode, windows in runs.items():
+                windows.append(measure(mode, config, args.pair, "kd" if mode == "bare" else method, device, args))
+        bare, online, cached = (best_of(windows) for windows in runs.values())
+        flops = f"{bare.flops_per_image / 1e6:.1f}/{cached.flops_per_image / 1e6:.1f}"
+        print(f"{method:<12} {bare.images_per_second:>10.0f} {online.images_per_second:>10.0f}"
+              f" {cached.images_per_second:>10.0f} {cached.images_per_second / bare.images_per_second:>6.2f}"
+              f" {cached.images_per_second / online.images_per_second:>6.2f}"
+              f"  {flops:>14} {bare.flops_per_image / cached.flops_per_image:>8.2f}"
+              f"  {bare.peak_memory_mb:.0f}/{online.peak_memory_mb:.0f}/{cached.peak_memory_mb:.0f}", flush=True)
 
 
 if __name__ == "__main__":

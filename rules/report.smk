@@ -31,7 +31,8 @@ rule plot_figures:
         benchmark_path("plot_figures", "{pair}")
     conda:
         "../envs/study.yaml"
-    threads: 1
+    # t-SNE, the slow part, runs on threads; it ends the study alone, like the teacher.
+    threads: config["runtime"]["teacher_threads"]
     resources:
         mem_mb=grows(3000),
         runtime=grows(20),
@@ -42,7 +43,8 @@ rule plot_figures:
     shell:
         "python {params.script} --pair {wildcards.pair} --table {input.table}"
         " --teacher-analysis {input.teachers} --runs {params.runs} --settings {params.settings:q}"
-        " --tsne {output.tsne} --heatmaps {output.heatmaps} --scatter {output.scatter} > {log} 2>&1"
+        " --tsne {output.tsne} --heatmaps {output.heatmaps} --scatter {output.scatter}"
+        " --threads {threads} > {log} 2>&1"
 
 
 rule build_report:

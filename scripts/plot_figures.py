@@ -3,13 +3,16 @@
 
 import argparse
 import json
+import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from subtask_distill.figures import Panel, heatmap_figure, scatter_figure, tsne_figure
 from subtask_distill.io import atomic_path, load_arrays
 from subtask_distill.methods import get_method
+from subtask_distill.runtime import setup_logging
 from subtask_distill.summary import load_runs, runs_at_lambda_star, teacher_analyses
 from subtask_distill.table import read_table_csv
 
@@ -37,7 +40,14 @@ def main() -> None:
     p.add_argument("--tsne", type=Path, required=True)
     p.add_argument("--heatmaps", type=Path, required=True)
     p.add_argument("--scatter", type=Path, required=True)
+    p.add_argument("--threads", type=int, default=1, help="threads of t-SNE (the same embedding on any number)")
     args = p.parse_args()
+    log = setup_logging("plot_figures")
+    with threadpool_limits(args.threads):
+        plot(args, log)
+
+
+def plot(args: argparse.Namespace, log) -> None:
     settings = json.loads(args.settings)
 
     chosen = runs_at_lambda_star(load_runs(args.runs), read_table_csv(args.table.read_text()))
@@ -62,7 +72,9 @@ def main() -> None:
             Panel(f"{names[method]} (λ={best['lambda']:g}, seed {best['seed']})", student(top, method, "features"),
                   teacher["labels"], teacher["digits"])
         )
+    started = time.perf_counter()
     save(tsne_figure(panels, settings, f"{args.pair}, rho = {top:g}"), args.tsne, settings["dpi"])
+    log.info("t-SNE of %d panels (rho = %g): %s, %.1fs", len(panels), top, args.tsne, time.perf_counter() - started)
 
     shown = [m for m in settings["heatmap_methods"] if m in methods]
     example_rhos = sorted({rhos[0], top})
@@ -78,10 +90,12 @@ def main() -> None:
     ]
     title = f"{args.pair}: occlusion relevance (red: supports the true class)"
     save(heatmap_figure(images, maps, labels, settings, title), args.heatmaps, settings["dpi"])
+    log.info("relevance maps of %d images, %d models: %s", len(images), len(maps), args.heatmaps)
 
     students = {names[m]: student(top, m, "relevance") for m in methods}
     title = f"{args.pair}, rho = {top:g}: patch relevance, teacher vs student (mean over seeds at λ*)"
     save(scatter_figure(teacher["relevance"], students, settings, title), args.scatter, settings["dpi"])
+    log.info("relevance scatter plots of %d students: %s", len(students), args.scatter)
 
 
 if __name__ == "__main__":
