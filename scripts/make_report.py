@@ -8,6 +8,7 @@ from pathlib import Path
 from subtask_distill.io import read_json, write_text
 from subtask_distill.provenance import provenance
 from subtask_distill.report import benchmark_summary, build_report
+from subtask_distill.runtime import setup_logging
 
 
 def main() -> None:
@@ -30,6 +31,7 @@ def main() -> None:
         benchmark_summary(sorted(args.benchmarks_dir.rglob("*.tsv")) if args.benchmarks_dir else []),
     )
     write_text(args.out, text)
+    setup_logging("make_report").info("report of %d figures (%d kB): %s", len(figures), len(text) // 1000, args.out)
 
 
 if __name__ == "__main__":

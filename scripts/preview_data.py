@@ -6,6 +6,7 @@ from pathlib import Path
 
 from subtask_distill.data.preview import preview_figure
 from subtask_distill.io import atomic_path, load_arrays
+from subtask_distill.runtime import setup_logging
 
 
 def main() -> None:
@@ -19,6 +20,7 @@ def main() -> None:
     figure = preview_figure({rho: load_arrays(path) for rho, path in zip(args.rhos, args.splits)})
     with atomic_path(args.out) as tmp:
         figure.savefig(tmp, dpi=110, format="png")
+    setup_logging("preview_data").info("contaminated images for rho %s: %s", ", ".join(args.rhos), args.out)
 
 
 if __name__ == "__main__":

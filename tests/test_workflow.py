@@ -77,6 +77,7 @@ def test_every_job_left_a_log_and_a_benchmark(tiny_study):
     logs = list((tiny_study / "logs").rglob("*.log"))
     benchmarks = list((tiny_study / "benchmarks").rglob("*.tsv"))
     assert len(logs) == len(benchmarks) >= 75  # the tiny study runs 77 jobs
+    assert not [log.name for log in logs if log.stat().st_size == 0], "every job says in its log what it did"
     training_log = next((tiny_study / "logs" / "train_student").rglob("*.log")).read_text()
     assert "epoch 2/2" in training_log and "val_acc" in training_log
 
