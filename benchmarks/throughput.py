@@ -13,8 +13,8 @@ three modes take turns, so a slow spell of a shared machine hits each alike), th
 ratios c/a and c/b, peak memory, and the floating-point work per image of
 (a) and (c) as counted by ``torch.utils.flop_counter`` (matrix products and
 convolutions, forward and backward). Their ratio is the c/a that (c) would
-reach if its extra work ran as fast as the student's own: a bound that no
-engineering of the training loop can beat.
+reach if its extra work ran at the student's own rate: the ceiling that
+arithmetic sets, which only extra work more efficient per FLOP can pass.
 
     python benchmarks/throughput.py --config config.yaml --pair embedded --method vid
     python benchmarks/throughput.py --config configs/paper.yaml --pair wrn101_to_mbnv4 --method subdistill --device cuda
