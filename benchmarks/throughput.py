@@ -38,6 +38,7 @@ from subtask_distill.methods import get_method
 from subtask_distill.models import SubtaskHead, create_model
 from subtask_distill.models.taps import FeatureTaps
 from subtask_distill.objective import TeacherOutputs, build_objective
+from subtask_distill.optim import AdamW
 from subtask_distill.runtime import autocast_context, configure_threads, memory_format, select_device
 from subtask_distill.subspace import LayerSubspace
 from subtask_distill.teacher_outputs import CachedTeacher, OnlineTeacher, layer_targets, teacher_features
@@ -111,7 +112,7 @@ def measure(mode: str, config: dict, pair_name: str, method_name: str, device: t
             source = CachedTeacher(TeacherOutputs(logits, targets), device)
             taps.remove()
 
-    optimizer = torch.optim.AdamW(list(student.parameters()) + list(objective.parameters()), lr=1e-3, foreach=True)
+    optimizer = AdamW(list(student.parameters()) + list(objective.parameters()), lr=1e-3)
     generator = torch.Generator().manual_seed(0)
 
     def steps(count: int) -> None:

@@ -9,6 +9,7 @@ from subtask_distill.methods.at import AttentionTransferLoss
 from subtask_distill.methods.subdistill import SubDistillLoss
 from subtask_distill.methods.vid import VIDLoss
 from subtask_distill.methods.vkd import VKDLoss
+from subtask_distill.optim import AdamW
 from subtask_distill.subspace import LayerSubspace, Moments, subspace_matrix, top_eigenvectors
 
 
@@ -171,7 +172,7 @@ def test_orthogonal_maps_stay_orthogonal_after_optimiser_steps(kind):
         loss = loss.float()
         weight = lambda: loss.rotation.weight
     before = weight().detach().clone()
-    optimiser = torch.optim.AdamW(loss.parameters(), lr=0.1)
+    optimiser = AdamW(loss.parameters(), lr=0.1)
     for step in range(10):
         teacher = torch.randn(4, *loss.teacher_shape)
         student = torch.randn(4, *loss.student_shape)

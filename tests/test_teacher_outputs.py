@@ -12,6 +12,7 @@ from subtask_distill.methods import get_method
 from subtask_distill.models import SubtaskHead, create_model
 from subtask_distill.models.taps import FeatureTaps
 from subtask_distill.objective import TeacherOutputs, build_objective
+from subtask_distill.optim import AdamW
 from subtask_distill.runtime import autocast_context
 from subtask_distill.subspace import LayerSubspace
 from subtask_distill.teacher import save_checkpoint
@@ -154,7 +155,7 @@ def test_every_method_trains_under_bf16_autocast(method_name, tiny_data, test_co
     teacher, teacher_taps, student, objective = tiny_networks(method_name, test_config, x)
     autocast = autocast_context("bf16", torch.device("cpu"))
     teacher_outputs = OnlineTeacher(teacher_taps, objective, autocast)(x, torch.arange(len(x)))
-    optimizer = torch.optim.AdamW(list(student.parameters()) + list(objective.parameters()), lr=1e-2)
+    optimizer = AdamW(list(student.parameters()) + list(objective.parameters()), lr=1e-2)
     before = [p.detach().clone() for p in student.parameters()]
 
     terms = training_step(student, objective, optimizer, x, teacher_outputs, autocast)

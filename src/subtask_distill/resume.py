@@ -1,7 +1,7 @@
 """Resume checkpoints: a killed or preempted training job continues from its last finished epoch.
 
 At the end of every epoch the loop saves everything the next epoch depends on
-(model, loss-module parameters, optimiser, scheduler, every random number
+(model, loss-module parameters, optimiser with its learning rate, every random number
 generator, best-so-far metrics and weights). The file is written atomically,
 so a kill mid-write leaves the previous epoch's checkpoint intact. A
 checkpoint that cannot be read, or was written for different settings, is
@@ -20,7 +20,7 @@ import torch
 
 from .io import save_torch
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 def rng_states(generator: torch.Generator) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from torch import nn
 
 from .data.tensors import batch_indices
 from .evaluate import accuracy, predict_logits
+from .optim import AdamW, one_cycle
 from .runtime import memory_format
 
 
@@ -29,11 +30,10 @@ def train_classifier(
     epochs, batch_size = cfg["epochs"], cfg["batch_size"]
     layout = memory_format(cfg.get("channels_last", "auto"), device)
     model.to(device=device, memory_format=layout)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    optimizer = AdamW(model.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     steps_per_epoch = sum(1 for _ in batch_indices(len(x), batch_size, torch.Generator().manual_seed(0)))
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=cfg["lr"], epochs=max(epochs, 1), steps_per_epoch=max(steps_per_epoch, 1)
-    )
+    total_steps = max(epochs, 1) * max(steps_per_epoch, 1)
+    step = 0
     history = []
     for epoch in range(1, epochs + 1):
         start = time.perf_counter()
@@ -46,10 +46,11 @@ def train_classifier(
             targets = y[idx].to(device, non_blocking=True)
             logits = model(inputs)
             loss = F.cross_entropy(logits, targets)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
+            optimizer.lr, optimizer.beta1 = one_cycle(step, total_steps, cfg["lr"])
             optimizer.step()
-            scheduler.step()
+            step += 1
             loss_sum += loss.detach() * len(idx)
             correct += (logits.argmax(1) == targets).sum()
             seen += len(idx)

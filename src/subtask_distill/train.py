@@ -24,6 +24,7 @@ from torch import nn
 from .data.tensors import batch_indices
 from .evaluate import accuracy, predict_logits
 from .objective import DistillationObjective, TeacherOutputs
+from .optim import AdamW
 from .resume import load_resume, restore_rng_states, rng_states, save_resume
 from .runtime import autocast_context, memory_format
 
@@ -109,7 +110,7 @@ class TrainingOutcome:
 def training_step(
     student: nn.Module,
     objective: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: AdamW,
     x: torch.Tensor,
     teacher: TeacherOutputs,
     autocast: Callable[[], Any],
@@ -118,7 +119,7 @@ def training_step(
     with autocast():
         terms = objective(student, x, teacher)
     loss = sum(terms.values())
-    optimizer.zero_grad(set_to_none=True)
+    optimizer.zero_grad()
     loss.backward()
     optimizer.step()
     return {"loss": loss, **terms}
@@ -147,9 +148,7 @@ def train_student(
     student.to(device=device, memory_format=layout)
     objective.to(device)
     params = list(student.parameters()) + list(objective.parameters())
-    # foreach: one fused update over all parameter tensors (faster on CPU than the per-tensor default).
-    optimizer = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"], foreach=True)
-    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["lr_step"], gamma=cfg["lr_gamma"])
+    optimizer = AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
 
     best = TrainingOutcome(best_epoch=0, val_acc=-1.0, test_acc=float("nan"))
     first_epoch = 1
@@ -158,7 +157,6 @@ def train_student(
         student.load_state_dict(saved["student"])
         objective.load_state_dict(saved["objective"])
         optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
         restore_rng_states(saved["rng"], generator)
         best = TrainingOutcome(**saved["best"])
         first_epoch = saved["epoch"] + 1
@@ -176,12 +174,14 @@ def train_student(
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value.detach().float() * len(index)
             seen += len(index)
-        scheduler.step()
+        # StepLR: the rate decays after every lr_step-th epoch.
+        if epoch % cfg["lr_step"] == 0:
+            optimizer.lr *= cfg["lr_gamma"]
 
         with autocast():
             val_acc = data.val_accuracy(student, device)
         record = {"epoch": epoch, **{k: float(v) / max(seen, 1) for k, v in sums.items()}}
-        record.update(val_acc=val_acc, lr=optimizer.param_groups[0]["lr"], seconds=time.perf_counter() - start)
+        record.update(val_acc=val_acc, lr=optimizer.lr, seconds=time.perf_counter() - start)
         best.history.append(record)
         if val_acc > best.val_acc:
             best.best_epoch, best.val_acc = epoch, val_acc
@@ -196,7 +196,6 @@ def train_student(
                 "student": student.state_dict(),
                 "objective": objective.state_dict(),
                 "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
                 "rng": rng_states(generator),
                 "best": {
                     "best_epoch": best.best_epoch, "val_acc": best.val_acc, "test_acc": best.test_acc,
