@@ -33,7 +33,7 @@ class AdamW:
         self.weight_decay = weight_decay
         self.beta1, self.beta2 = betas
         self.eps = eps
-        self.steps = 0
+        self.steps = [0] * len(self.params)  # per parameter, as torch counts them
         self.exp_avgs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
         self.exp_avg_sqs = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in self.params]
 
@@ -43,27 +43,32 @@ class AdamW:
 
     @torch.no_grad()
     def step(self) -> None:
-        # Every parameter gets a gradient in this study; one missing means the model and objective disagree.
-        grads = [p.grad for p in self.params]
-        if any(g is None for g in grads):
-            raise RuntimeError("AdamW.step: a parameter has no gradient")
-        beta1, beta2 = self.beta1, self.beta2
-        self.steps += 1
+        # As in torch.optim, a parameter without a gradient is left alone and its step count stays.
+        live = [i for i, p in enumerate(self.params) if p.grad is not None]
+        if not live:
+            return
+        params = [self.params[i] for i in live]
+        grads = [p.grad for p in params]
+        exp_avgs = [self.exp_avgs[i] for i in live]
+        exp_avg_sqs = [self.exp_avg_sqs[i] for i in live]
+        for i in live:
+            self.steps[i] += 1
+        steps = [self.steps[i] for i in live]
         if self.weight_decay != 0:
-            torch._foreach_mul_(self.params, 1 - self.lr * self.weight_decay)
-        torch._foreach_lerp_(self.exp_avgs, grads, 1 - beta1)
-        torch._foreach_mul_(self.exp_avg_sqs, beta2)
-        torch._foreach_addcmul_(self.exp_avg_sqs, grads, grads, 1 - beta2)
-        step_size = (self.lr / (1 - beta1**self.steps)) * -1
-        denominators = torch._foreach_sqrt(self.exp_avg_sqs)
-        torch._foreach_div_(denominators, (1 - beta2**self.steps) ** 0.5)
+            torch._foreach_mul_(params, 1 - self.lr * self.weight_decay)
+        torch._foreach_lerp_(exp_avgs, grads, 1 - self.beta1)
+        torch._foreach_mul_(exp_avg_sqs, self.beta2)
+        torch._foreach_addcmul_(exp_avg_sqs, grads, grads, 1 - self.beta2)
+        step_sizes = [(self.lr / (1 - self.beta1**n)) * -1 for n in steps]
+        denominators = torch._foreach_sqrt(exp_avg_sqs)
+        torch._foreach_div_(denominators, [(1 - self.beta2**n) ** 0.5 for n in steps])
         torch._foreach_add_(denominators, self.eps)
-        torch._foreach_addcdiv_(self.params, self.exp_avgs, denominators, step_size)
+        torch._foreach_addcdiv_(params, exp_avgs, denominators, step_sizes)
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "lr": self.lr,
-            "steps": self.steps,
+            "steps": list(self.steps),
             "exp_avgs": [t.clone() for t in self.exp_avgs],
             "exp_avg_sqs": [t.clone() for t in self.exp_avg_sqs],
         }
@@ -72,7 +77,7 @@ class AdamW:
         shapes = [p.shape for p in self.params]
         if [t.shape for t in state["exp_avgs"]] != shapes or [t.shape for t in state["exp_avg_sqs"]] != shapes:
             raise ValueError("AdamW state does not match the parameters")
-        self.lr, self.steps = state["lr"], state["steps"]
+        self.lr, self.steps = state["lr"], list(state["steps"])
         for mine, saved in zip(self.exp_avgs + self.exp_avg_sqs, state["exp_avgs"] + state["exp_avg_sqs"]):
             mine.copy_(saved)
 
