@@ -144,9 +144,9 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_study):
     # ... and no other job of this run was submitted behind Snakemake's back.
     assert {i for i, f in known.items() if f.get("JobName") == run_id} == set(submissions)
 
-    # Every Snakemake job but the local ones (rule all, localrules) ran inside one of those SLURM jobs: the
+    # Every Snakemake job but the local ones (rule all, localrules) ran in exactly one of those SLURM jobs: the
     # jobs named in the SLURM jobs' logs (.snakemake/slurm_logs/..., kept by the profile) are
-    # exactly the non-local jobs of the run. Grouped jobs share one SLURM job.
+    # exactly the non-local jobs of the run, one per SLURM job.
     workflow_jobs = jobs_in(log)
     local = {(rule, out) for is_local, rule, out in workflow_jobs if is_local}
     remote = {(rule, out) for _, rule, out in workflow_jobs} - local
@@ -163,9 +163,7 @@ def test_every_job_ran_as_a_completed_slurm_job(slurm_study):
             ran_in_slurm.setdefault((rule, out), set()).add(slurm_id)
     assert set(ran_in_slurm) == remote
     assert all(len(ids) == 1 for ids in ran_in_slurm.values()), "a job ran in more than one SLURM job"
-    grouped = [i for i, (job, _) in submissions.items() if not job.isdigit()]
-    assert grouped, "the profile's groups batched nothing"
-    assert len(submissions) < len(remote)
+    assert len(submissions) == len(remote)
 
 
 def test_the_gpu_request_reached_slurm(slurm_study):
