@@ -109,7 +109,7 @@ def measure(mode: str, config: dict, pair_name: str, method_name: str, device: t
             with torch.no_grad(), autocast():
                 logits = torch.cat([taps(pool[i : i + batch])[0].float() for i in range(0, len(pool), batch)])
             targets = layer_targets(objective, teacher_features(taps, pool, objective.sizes, device, batch)) if method.uses_layers else []
-            source = CachedTeacher(TeacherOutputs(logits, targets), device)
+            source = CachedTeacher(TeacherOutputs(logits, objective.held_targets(targets, layout)), device)
             taps.remove()
 
     optimizer = AdamW(list(student.parameters()) + list(objective.parameters()), lr=1e-3)

@@ -127,16 +127,19 @@ def test_subdistill_loss_normalises_by_the_sum_of_variances():
     assert loss(error, target).item() == pytest.approx(float(expected), rel=1e-10)
 
 
-def test_subdistill_training_loss_and_gradients_equal_the_direct_formula():
-    """The training path expands ||V c - t||^2 and has its own backward; it must equal the formula as written."""
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_subdistill_training_loss_and_gradients_equal_the_direct_formula(layout):
+    """The training path expands ||V c - t||^2 and has its own backward (batched matrix products on contiguous
+    maps, 1x1 convolutions on channels-last ones); it must equal the formula as written."""
     loss, _ = subdistill_loss()
     with torch.no_grad():  # a rotation away from the identity, so V matters
         loss.rotation.parametrizations.weight.original.copy_(rand(3, 3, seed=12))
-    student = (rand(5, 3, 4, 4, seed=13) + 2.0).requires_grad_()
-    target = rand(5, 3, 4, 4, seed=14)
+    student = (rand(5, 3, 4, 4, seed=13) + 2.0).contiguous(memory_format=layout).requires_grad_()
+    target = rand(5, 3, 4, 4, seed=14).contiguous(memory_format=layout)
     loss.train()
     value = loss(student, target)
     value.backward()
+    assert student.grad.is_contiguous(memory_format=layout)
     fast_grads = student.grad.clone(), loss.rotation.parametrizations.weight.original.grad.clone()
 
     student.grad = None

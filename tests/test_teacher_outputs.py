@@ -187,3 +187,19 @@ def test_layer_gradients_reach_a_channels_last_student_in_its_layout(method_name
     assert len(arriving) == 4
     for gradient in arriving:
         assert gradient.is_contiguous(memory_format=torch.channels_last), tuple(gradient.stride())
+
+
+def test_cached_maps_are_held_and_gathered_in_the_students_layout(tiny_data, test_config):
+    """SubDistill's cached maps are held channels-last for a channels-last student and stay so when a batch is
+    gathered (converting an 8-channel map per batch cost more than the loss itself, measured)."""
+    x = split_tensors(build_splits(tiny_data[1], test_config["data"], 1.0, seed=0))["train_x"]
+    _, teacher_taps, _, objective = tiny_networks("subdistill", test_config, x)
+    targets = layer_targets(objective, teacher_features(teacher_taps, x, objective.sizes, torch.device("cpu")))
+    held = objective.held_targets(targets, torch.channels_last)
+    cached = CachedTeacher(TeacherOutputs(torch.zeros(len(x), 5), held), torch.device("cpu"))
+
+    index = torch.tensor([5, 0, 17, 3])
+    batch = cached(x[index], index)
+    for full, gathered in zip(targets, batch.targets):
+        assert gathered.is_contiguous(memory_format=torch.channels_last)
+        assert torch.equal(gathered, full[index])

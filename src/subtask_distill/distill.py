@@ -22,7 +22,7 @@ from .methods import get_method
 from .models.taps import FeatureTaps
 from .objective import DistillationObjective, TeacherOutputs, build_objective
 from .provenance import provenance
-from .runtime import autocast_context, seed_everything
+from .runtime import autocast_context, memory_format, seed_everything
 from .study import Run
 from .subspace import fit_subspaces, load_subspaces, save_subspaces
 from .teacher import build_network, load_subtask_teacher
@@ -160,6 +160,7 @@ def teacher_source(
             rho=run.rho, seed=run.seed,
         )
         targets = cached_tensors(paths["cache_dir"], key, compute, log)
+    targets = objective.held_targets(targets, memory_format(config["training"]["channels_last"], device))
     return CachedTeacher(TeacherOutputs(teacher_logits, targets), device)
 
 

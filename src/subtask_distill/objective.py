@@ -16,6 +16,7 @@ from torch import nn
 from .methods import Method
 from .methods.kd import kd_loss
 from .models.taps import FeatureTaps, aligned_size, pool_to
+from .runtime import memory_format_of
 from .subspace import LayerSubspace
 
 
@@ -27,14 +28,24 @@ class TeacherOutputs:
     targets: list[torch.Tensor] = field(default_factory=list)
 
     def select(self, index: torch.Tensor, device: torch.device) -> "TeacherOutputs":
-        # index_select: 3-4x faster than advanced indexing on CPU (measured).
         return TeacherOutputs(
-            logits=self.logits.index_select(0, index).to(device, non_blocking=True),
-            targets=[t.index_select(0, index).to(device, non_blocking=True) for t in self.targets],
+            logits=gather_rows(self.logits, index).to(device, non_blocking=True),
+            targets=[gather_rows(t, index).to(device, non_blocking=True) for t in self.targets],
         )
 
     def __len__(self) -> int:
         return len(self.logits)
+
+
+def gather_rows(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """``tensor[index]``, in the tensor's own memory format.
+
+    index_select: 3-4x faster than advanced indexing on CPU (measured); a channels-last map is gathered as
+    the contiguous N x H x W x C tensor it is, which keeps the fast row-copying path.
+    """
+    if memory_format_of(tensor) == torch.channels_last:
+        return tensor.permute(0, 2, 3, 1).index_select(0, index).permute(0, 3, 1, 2)
+    return tensor.index_select(0, index)
 
 
 class DistillationObjective(nn.Module):
@@ -67,13 +78,17 @@ class DistillationObjective(nn.Module):
         if self.layer_losses:
             for feature in features:
                 if feature.requires_grad:
-                    feature.register_hook(functools.partial(_in_layout_of, _layout_of(feature)))
+                    feature.register_hook(functools.partial(_in_layout_of, memory_format_of(feature)))
             per_layer = [
                 loss(pool_to(feature, size), target)
                 for loss, feature, size, target in zip(self.layer_losses, features, self.sizes, teacher.targets)
             ]
             terms["layers"] = self.lam * torch.stack(per_layer).sum()
         return terms
+
+    def held_targets(self, targets: Sequence[torch.Tensor], memory_format: torch.memory_format) -> list[torch.Tensor]:
+        """Cached targets as each layer loss reads them fastest for a student in ``memory_format``."""
+        return [loss.held_target(target, memory_format) for loss, target in zip(self.layer_losses, targets)]
 
     @torch.no_grad()
     def teacher_targets(self, teacher_features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -82,13 +97,6 @@ class DistillationObjective(nn.Module):
             loss.teacher_target(pool_to(feature, size))
             for loss, feature, size in zip(self.layer_losses, teacher_features, self.sizes)
         ]
-
-
-def _layout_of(feature: torch.Tensor) -> torch.memory_format:
-    """The memory format of a tapped map: channels-last when the student runs so, else contiguous."""
-    if feature.dim() == 4 and not feature.is_contiguous() and feature.is_contiguous(memory_format=torch.channels_last):
-        return torch.channels_last
-    return torch.contiguous_format
 
 
 def _in_layout_of(layout: torch.memory_format, gradient: torch.Tensor) -> torch.Tensor:

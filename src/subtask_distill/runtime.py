@@ -70,6 +70,13 @@ def memory_format(channels_last: bool | str, device: torch.device) -> torch.memo
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
+def memory_format_of(tensor: torch.Tensor) -> torch.memory_format:
+    """Channels-last for a 4-d tensor laid out so (and not also contiguous), else the contiguous format."""
+    if tensor.dim() == 4 and not tensor.is_contiguous() and tensor.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format
+
+
 def autocast_context(mixed_precision: str, device: torch.device) -> Callable[[], ContextManager]:
     """A factory of the forward passes' autocast context: ``auto`` means bf16 on CUDA, fp32 elsewhere.
 

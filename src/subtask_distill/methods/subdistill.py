@@ -17,10 +17,13 @@ ablation beyond the paper.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.autograd.function import once_differentiable
+from torch.nn.grad import conv2d_weight
 from torch.nn.utils.parametrizations import orthogonal
 
+from ..runtime import memory_format_of
 from ..subspace import LayerSubspace
 from .registry import LayerLoss, Shape, register_method
 
@@ -56,41 +59,60 @@ class RotatedCentredError(torch.autograd.Function):
     for V differs from the direct form's only by a component normal to the rotations, so the
     rotation's parameters get the same gradient. Sums run in at least float32 (bf16 would cancel).
     Returns the error and the batch mean (for the running mean).
+
+    The two K x K products are batched matrix products on contiguous maps and 1x1 convolutions
+    (sum t c^T as a weight gradient) on channels-last ones, which read them in place: on CPU 1.4
+    against 2.2 ms for the four embedded layers, where a channels-last map fed to the matrix
+    products took 5 ms in layout conversions (measured).
     """
 
     @staticmethod
     def forward(ctx, student: torch.Tensor, target: torch.Tensor, rotation: torch.Tensor):
         n, k, h, w = student.shape
         dtype = torch.promote_types(student.dtype, torch.float32)
+        channels_last = memory_format_of(student) == torch.channels_last
         with torch.autocast(student.device.type, enabled=False):
-            s = student.reshape(n, k, h * w).to(dtype)
-            t = target.reshape(n, k, h * w).to(dtype)
             v = rotation.to(dtype)
             count = n * h * w
-            mean = s.mean(dim=(0, 2))
-            target_sum = t.sum(dim=(0, 2))
-            cross = torch.bmm(t, s.transpose(1, 2)).sum(0) - torch.outer(target_sum, mean)  # sum t c^T
+            if channels_last:
+                s = student.to(dtype)
+                t = target.to(dtype).contiguous(memory_format=torch.channels_last)
+                mean = s.mean(dim=(0, 2, 3))
+                target_sum = t.sum(dim=(0, 2, 3))
+                products = conv2d_weight(s, (k, k, 1, 1), t).view(k, k)
+            else:
+                s = student.reshape(n, k, h * w).to(dtype)
+                t = target.reshape(n, k, h * w).to(dtype)
+                mean = s.mean(dim=(0, 2))
+                target_sum = t.sum(dim=(0, 2))
+                products = torch.bmm(t, s.transpose(1, 2)).sum(0)
+            cross = products - torch.outer(target_sum, mean)  # sum t c^T
             centred_norm = torch.linalg.vector_norm(s).square() - count * mean.dot(mean)  # sum ||c||^2
             error = centred_norm - 2 * (v * cross).sum() + torch.linalg.vector_norm(t).square()
             error = error.clamp_min(0)  # a sum of squares: the expansion's rounding must not log a negative loss
         ctx.save_for_backward(s, t, v, mean, target_sum, cross)
         ctx.mark_non_differentiable(mean)
-        ctx.student_shape, ctx.input_dtypes = student.shape, (student.dtype, rotation.dtype)
+        ctx.student_shape, ctx.input_dtypes, ctx.channels_last = student.shape, (student.dtype, rotation.dtype), channels_last
         return error, mean
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_error: torch.Tensor, _grad_mean: torch.Tensor):
         s, t, v, mean, target_sum, cross = ctx.saved_tensors
-        n, k, positions = s.shape
+        n, k, h, w = ctx.student_shape
         scale = 2 * grad_error.to(s.dtype)
         # d/ds = 2 (c - V^T (t - t_bar)): the batch mean's own gradient contributes the t_bar term.
-        offset = v.t() @ target_sum / (n * positions) - mean
-        grad_student = torch.baddbmm(s, v.t().expand(n, k, k), t, beta=scale, alpha=-scale)
-        grad_student.add_((scale * offset).view(1, k, 1))
+        offset = v.t() @ target_sum / (n * h * w) - mean
+        if ctx.channels_last:
+            # V^T t - offset as a 1x1 convolution with a bias, then scale (s - that), in place.
+            grad_student = F.conv2d(t, v.t().reshape(k, k, 1, 1).contiguous(), -offset)
+            grad_student.sub_(s).mul_(-scale)
+        else:
+            grad_student = torch.baddbmm(s, v.t().expand(n, k, k), t, beta=scale, alpha=-scale)
+            grad_student = grad_student.add_((scale * offset).view(1, k, 1)).view(ctx.student_shape)
         grad_rotation = -scale * cross
         student_dtype, rotation_dtype = ctx.input_dtypes
-        return grad_student.view(ctx.student_shape).to(student_dtype), None, grad_rotation.to(rotation_dtype)
+        return grad_student.to(student_dtype), None, grad_rotation.to(rotation_dtype)
 
 
 def identity_rotation(size: int) -> nn.Module:
@@ -119,6 +141,9 @@ class SubDistillLoss(LayerLoss):
     def teacher_target(self, teacher_feature: torch.Tensor) -> torch.Tensor:
         centred = teacher_feature - self.mean.view(1, -1, 1, 1)
         return torch.einsum("nchw,ck->nkhw", centred, self.basis)
+
+    def held_target(self, target: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+        return target.contiguous(memory_format=memory_format)  # the layout of the student's maps
 
     def forward(self, student_feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         n, k, h, w = student_feature.shape
