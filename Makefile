@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Jobs call plain `python`: the venv comes first on PATH, as if activated.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test test-slurm dry-run lint format clean
+.PHONY: setup demo test test-slurm dry-run fidelity lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,14 @@ test-slurm: $(STAMP)
 ## dry-run: list the jobs the study would run
 dry-run: $(STAMP)
 	$(BIN)/snakemake --profile profiles/local -n
+
+## fidelity: Table I of the embedded study under both digit looks and both SubDistill scalings (docs/fidelity.md)
+FIDELITY_VARIANTS := opaque_standardise opaque_centre strokes_standardise strokes_centre
+fidelity: $(STAMP)
+	for variant in $(FIDELITY_VARIANTS); do \
+		$(BIN)/snakemake table --profile profiles/local --configfile config.yaml configs/fidelity/$$variant.yaml || exit 1; \
+	done
+	for variant in $(FIDELITY_VARIANTS); do echo "== $$variant"; cat results/fidelity_$$variant/table1.md; done
 
 ## lint: Snakemake's linter and snakefmt's check
 lint: $(STAMP)

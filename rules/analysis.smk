@@ -1,19 +1,20 @@
 # Analysis artifacts, separate from training so they rerun without retraining:
 # penultimate test features and occlusion relevance of every teacher and of the students at
 # lambda* (the runs Table I reports; the figures and the relevance table read no others).
+# Every model is scored on the same images: the test split of the largest rho.
 
 
 rule analyse_teacher:
     input:
         **relevance_base(),
         checkpoint=teacher_checkpoint,
-        splits=splits_file(seed=SEEDS[0]),
+        splits=splits_file(SCORED_RHO, SEEDS[0]),
     output:
-        analysis_file("{pair}", "teacher", "{rho}"),
+        teacher_analysis_file(),
     log:
-        log_path("analyse_teacher", "{pair}_rho{rho}"),
+        log_path("analyse_teacher", "{pair}"),
     benchmark:
-        benchmark_path("analyse_teacher", "{pair}_rho{rho}")
+        benchmark_path("analyse_teacher", "{pair}")
     conda:
         "../envs/study.yaml"
     threads: config["runtime"]["student_threads"]
@@ -24,11 +25,12 @@ rule analyse_teacher:
     params:
         config=lambda w: job_config("data", "analysis", "runtime", pair=w.pair),
         base=base_arg,
+        scored_rho=SCORED_RHO,
         seed=SEEDS[0],
         script=SCRIPTS / "analyse.py",
     shell:
         "python {params.script} --config {params.config:q} --threads {threads} --pair {wildcards.pair}"
-        " --rho {wildcards.rho} --seed {params.seed} --role teacher --checkpoint {input.checkpoint}"
+        " --role teacher --scored-rho {params.scored_rho} --seed {params.seed} --checkpoint {input.checkpoint}"
         " --splits {input.splits} {params.base} --out {output} > {log} 2>&1"
 
 
@@ -36,7 +38,7 @@ rule analyse_student:
     input:
         **relevance_base(),
         checkpoint=f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/student.pt",
-        splits=splits_file(),
+        splits=splits_file(SCORED_RHO, SEEDS[0]),
     output:
         f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/analysis.npz",
     log:
@@ -55,19 +57,19 @@ rule analyse_student:
     params:
         config=lambda w: job_config("data", "analysis", "runtime", pair=w.pair),
         base=base_arg,
+        scored_rho=SCORED_RHO,
+        seed=SEEDS[0],
         script=SCRIPTS / "analyse.py",
     shell:
         "python {params.script} --config {params.config:q} --threads {threads} --pair {wildcards.pair}"
-        " --rho {wildcards.rho} --seed {wildcards.seed} --role student --checkpoint {input.checkpoint}"
-        " --splits {input.splits} {params.base} --out {output} > {log} 2>&1"
+        " --role student --rho {wildcards.rho} --scored-rho {params.scored_rho} --seed {params.seed}"
+        " --checkpoint {input.checkpoint} --splits {input.splits} {params.base} --out {output} > {log} 2>&1"
 
 
 rule relevance_table:
     input:
         table=rules.table.output.csv,
-        teachers=expand(
-            analysis_file("{pair}", "teacher", "{rho}"), pair=PAIRS, rho=RHOS
-        ),
+        teachers=expand(teacher_analysis_file(), pair=PAIRS),
         analyses=lambda w: [
             f"{RESULTS}/{run.path}/analysis.npz" for run in chosen_runs()
         ],

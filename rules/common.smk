@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from subtask_distill.config import check_semantics, is_pretrained
+from subtask_distill.config import check_layers, check_semantics, is_pretrained
 from subtask_distill.data.checks import data_root_problems
 from subtask_distill.methods import get_method
 from subtask_distill.study import format_number, runs
@@ -14,9 +14,11 @@ from subtask_distill.subspace import SUBSPACE_KINDS
 from subtask_distill.table import at_chosen_lambda, chosen_lambdas, read_table_csv
 from subtask_distill.teacher_outputs import resolve_mode
 
-# Schema first (types, ranges, unknown keys), then registry and cross-key checks.
+# Schema first (types, ranges, unknown keys), then registry and cross-key checks, then the
+# pairs' layers against their architectures (built on the meta device, no weights).
 validate(config, "../schemas/config.schema.yaml")
 check_semantics(config)
+check_layers(config)
 
 RESULTS = f"results/{config['study']}"
 DATA_KIND = config["data"]["kind"]
@@ -32,6 +34,9 @@ SEEDS = [int(seed) for seed in config["seeds"]]
 RUNS = list(runs(config, {m: get_method(m).uses_layers for m in METHODS}))
 # Subspace kinds needed by the configured methods (SubDistill: "subdistill", its PCA ablation: "pca").
 KINDS = sorted({get_method(m).subspace for m in METHODS} - {None})
+# Every model is analysed on the test images of the largest rho, whatever rho it was trained at
+# (the paper's Fig. 3 scores its 0% and 100% students on the same contaminated images).
+SCORED_RHO = format_number(max(config["rhos"]))
 
 
 def one_of(values):
@@ -184,8 +189,8 @@ def optional_student_args(wildcards, input):
     )
 
 
-def analysis_file(pair, role, rho):
-    return f"{RESULTS}/analysis/{pair}/{role}/rho{rho}.npz"
+def teacher_analysis_file(pair="{pair}"):
+    return f"{RESULTS}/analysis/{pair}/teacher.npz"
 
 
 def chosen_runs(pair=None):

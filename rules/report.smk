@@ -5,7 +5,7 @@
 rule plot_figures:
     input:
         table=rules.table.output.csv,
-        teachers=lambda w: expand(analysis_file(w.pair, "teacher", "{rho}"), rho=RHOS),
+        teacher=teacher_analysis_file(),
         analyses=lambda w: [
             f"{RESULTS}/{run.path}/analysis.npz" for run in chosen_runs(w.pair)
         ],
@@ -42,7 +42,7 @@ rule plot_figures:
         script=SCRIPTS / "plot_figures.py",
     shell:
         "python {params.script} --pair {wildcards.pair} --table {input.table}"
-        " --teacher-analysis {input.teachers} --runs {params.runs} --settings {params.settings:q}"
+        " --teacher-analysis {input.teacher} --runs {params.runs} --settings {params.settings:q}"
         " --tsne {output.tsne} --heatmaps {output.heatmaps} --scatter {output.scatter}"
         " --threads {threads} > {log} 2>&1"
 

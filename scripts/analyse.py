@@ -1,5 +1,9 @@
 #!/usr/bin/env python
-"""Analysis artifacts of one model: penultimate test features and occlusion relevance."""
+"""Analysis artifacts of one model: penultimate test features and occlusion relevance.
+
+Every model is scored on the test split of the study's largest rho (relevance on
+its contaminated images), whatever rho it was trained at.
+"""
 
 from pathlib import Path
 
@@ -8,7 +12,7 @@ import torch
 
 from subtask_distill import cli
 from subtask_distill.analysis import analyse
-from subtask_distill.data.sources import relevance_inputs, split_arrays
+from subtask_distill.data.sources import occlusion_inputs, split_arrays
 from subtask_distill.io import save_arrays
 from subtask_distill.runtime import select_device
 from subtask_distill.teacher import build_network, load_subtask_teacher
@@ -17,14 +21,17 @@ from subtask_distill.teacher import build_network, load_subtask_teacher
 def main() -> None:
     p = cli.parser(__doc__)
     p.add_argument("--pair", required=True)
-    p.add_argument("--rho", type=float, required=True, help="rho of the splits (recorded in the output)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the splits (the test split is the same for every seed)")
     p.add_argument("--role", choices=("teacher", "student"), required=True)
+    p.add_argument("--rho", type=float, help="the rho a student was trained at (recorded in the output)")
+    p.add_argument("--scored-rho", type=float, required=True, help="rho of --splits: the images every model is scored on")
+    p.add_argument("--seed", type=int, default=0, help="seed of the splits (the test split is the same for every seed)")
     p.add_argument("--checkpoint", type=Path, required=True, help="teacher.pt or a run's student.pt")
-    p.add_argument("--splits", type=Path, required=True, help="split (embedded) or manifest (ImageNet) .npz of this rho")
+    p.add_argument("--splits", type=Path, required=True, help="split (embedded) or manifest (ImageNet) .npz of --scored-rho")
     p.add_argument("--subtask-base", type=Path, help="embedded study: clean images and digit pools")
     p.add_argument("--out", type=Path, required=True, help="output .npz")
     args = p.parse_args()
+    if args.role == "student" and args.rho is None:
+        p.error("--rho is required for a student")
     config, log = cli.setup(args, "analyse")
     device = select_device(config["runtime"]["device"])
     spec = config["pairs"][args.pair][args.role]
@@ -38,15 +45,17 @@ def main() -> None:
     if data["kind"] == "embedded" and args.subtask_base is None:
         p.error("--subtask-base is required for the embedded study")
     splits = split_arrays(data, args.splits, args.seed, which=("test",), workers=data["workers"])
-    base = relevance_inputs(data, splits, args.subtask_base, workers=data["workers"])
-    result = analyse(model, splits, base, config["analysis"]["max_images"], device)
-    extra = {"pair": np.array(args.pair), "rho": np.array(args.rho)}
-    if args.role == "teacher":  # the figures draw relevance maps over these images
+    occlusion = occlusion_inputs(data, splits, args.subtask_base, workers=data["workers"])
+    result = analyse(model, splits, occlusion, config["analysis"]["max_images"], data["digit"]["style"], device)
+    extra = {"pair": np.array(args.pair), "scored_rho": np.array(args.scored_rho)}
+    if args.role == "student":
+        extra["rho"] = np.array(args.rho)
+    else:  # the figures draw relevance maps over these images
         extra["images"] = splits["test_x"][result["relevance_images"]]
     save_arrays(args.out, {**result, **extra})
     log.info(
-        "%s: features %s, relevance on %d images, mean |R| on the digit patch %.3f vs other patches %.3f",
-        args.role, result["features"].shape, len(result["relevance"]),
+        "%s: features %s, relevance on %d images of rho %g, mean |R| on the digit patch %.3f vs other patches %.3f",
+        args.role, result["features"].shape, len(result["relevance"]), args.scored_rho,
         float(np.abs(result["relevance"][:, 0]).mean()), float(np.abs(result["relevance"][:, 1:]).mean()),
     )
 

@@ -26,14 +26,7 @@ def main() -> None:
         check_readable(root, images.paths)
         log.info("%s: %d images in %d classes, all readable", name, len(images.paths), len(data["wnids"]))
     mnist = load_mnist(Path(data["mnist_root"]))
-    manifest = build_manifest(
-        scan,
-        {"train": mnist["train_labels"], "test": mnist["test_labels"]},
-        args.rho,
-        data["seed"],
-        data["validation_fraction"],
-        args.seeds,
-    )
+    manifest = build_manifest(scan, {"train": mnist["train_labels"], "test": mnist["test_labels"]}, args.rho, data, args.seeds)
     save_manifest(args.out, manifest)
     for split in ("train", "val", "test"):
         view = split_of(manifest, split, args.seeds[0])

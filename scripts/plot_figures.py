@@ -13,7 +13,7 @@ from subtask_distill.figures import Panel, heatmap_figure, scatter_figure, tsne_
 from subtask_distill.io import atomic_path, load_arrays
 from subtask_distill.methods import get_method
 from subtask_distill.runtime import setup_logging
-from subtask_distill.summary import load_runs, runs_at_lambda_star, teacher_analyses
+from subtask_distill.summary import load_runs, mean_student_relevance, runs_at_lambda_star, teacher_analyses
 from subtask_distill.table import read_table_csv
 
 
@@ -34,7 +34,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--pair", required=True)
     p.add_argument("--table", type=Path, required=True, help="table1.csv (gives lambda*)")
-    p.add_argument("--teacher-analysis", type=Path, nargs="+", required=True)
+    p.add_argument("--teacher-analysis", type=Path, required=True, help="the teacher's analysis file")
     p.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders of this pair")
     p.add_argument("--settings", required=True, help="the config's plots section, as JSON")
     p.add_argument("--tsne", type=Path, required=True)
@@ -51,51 +51,43 @@ def plot(args: argparse.Namespace, log) -> None:
     settings = json.loads(args.settings)
 
     chosen = runs_at_lambda_star(load_runs(args.runs), read_table_csv(args.table.read_text()))
-    teachers = teacher_analyses(args.teacher_analysis)
-    rhos = sorted(rho for pair, rho in teachers if pair == args.pair)
+    teacher = teacher_analyses([args.teacher_analysis])[args.pair]
+    scored = float(teacher["scored_rho"])
+    rhos = sorted({rho for pair, rho, _ in chosen if pair == args.pair})
     methods = list(dict.fromkeys(method for pair, _, method in chosen if pair == args.pair))
     names = {m: get_method(m).display_name for m in methods}
 
-    def student(rho, method, key):
-        """An analysis array of a method at lambda*: the best seed's, or the mean over seeds for relevance."""
-        group = chosen[(args.pair, rho, method)]
-        if key == "relevance":
-            return np.mean([load_arrays(run["dir"] / "analysis.npz")["relevance"] for run in group], axis=0)
-        return load_arrays(group[0]["dir"] / "analysis.npz")[key]
+    def relevance(rho, method):
+        return mean_student_relevance(chosen[(args.pair, rho, method)])
 
     top = rhos[-1]
-    teacher = teachers[(args.pair, top)]
     panels = [Panel("Teacher", teacher["features"], teacher["labels"], teacher["digits"])]
     for method in methods:
         best = chosen[(args.pair, top, method)][0]
+        features = load_arrays(best["dir"] / "analysis.npz")["features"]
         panels.append(
-            Panel(f"{names[method]} (λ={best['lambda']:g}, seed {best['seed']})", student(top, method, "features"),
-                  teacher["labels"], teacher["digits"])
+            Panel(f"{names[method]} (λ={best['lambda']:g}, seed {best['seed']})", features, teacher["labels"], teacher["digits"])
         )
     started = time.perf_counter()
-    save(tsne_figure(panels, settings, f"{args.pair}, rho = {top:g}"), args.tsne, settings["dpi"])
+    save(tsne_figure(panels, settings, f"{args.pair}, trained and tested at rho = {top:g}"), args.tsne, settings["dpi"])
     log.info("t-SNE of %d panels (rho = %g): %s, %.1fs", len(panels), top, args.tsne, time.perf_counter() - started)
 
+    # As the paper's Fig. 3: the students trained at the smallest and at the largest rho, on the same images.
     shown = [m for m in settings["heatmap_methods"] if m in methods]
-    example_rhos = sorted({rhos[0], top})
-    examples = {rho: example_rows(teachers[(args.pair, rho)], settings["heatmap_images"]) for rho in example_rhos}
-    images = np.concatenate([teachers[(args.pair, rho)]["images"][examples[rho]] for rho in example_rhos])
-    maps = {"Teacher": np.concatenate([teachers[(args.pair, rho)]["relevance"][examples[rho]] for rho in example_rhos])}
+    examples = example_rows(teacher, settings["heatmap_images"])
+    maps = {"Teacher": teacher["relevance"][examples]}
     for method in shown:
-        maps[names[method]] = np.concatenate([student(rho, method, "relevance")[examples[rho]] for rho in example_rhos])
-    labels = [
-        f"rho={rho:g} y={teachers[(args.pair, rho)]['labels'][image]}"
-        for rho in example_rhos
-        for image in teachers[(args.pair, rho)]["relevance_images"][examples[rho]]
-    ]
-    title = f"{args.pair}: occlusion relevance (red: supports the true class)"
-    save(heatmap_figure(images, maps, labels, settings, title), args.heatmaps, settings["dpi"])
-    log.info("relevance maps of %d images, %d models: %s", len(images), len(maps), args.heatmaps)
+        for rho in sorted({rhos[0], top}):
+            maps[f"{names[method]}, trained at rho={rho:g}"] = relevance(rho, method)[examples]
+    labels = [f"y={teacher['labels'][image]} d={teacher['digits'][image]}" for image in teacher["relevance_images"][examples]]
+    title = f"{args.pair}: occlusion relevance on test images of rho = {scored:g} (red: supports the true class)"
+    save(heatmap_figure(teacher["images"][examples], maps, labels, settings, title), args.heatmaps, settings["dpi"])
+    log.info("relevance maps of %d images, %d models: %s", len(examples), len(maps), args.heatmaps)
 
-    students = {names[m]: student(top, m, "relevance") for m in methods}
-    title = f"{args.pair}, rho = {top:g}: patch relevance, teacher vs student (mean over seeds at λ*)"
+    students = {rho: {names[m]: relevance(rho, m) for m in methods} for rho in rhos}
+    title = f"{args.pair}: patch relevance on test images of rho = {scored:g}, teacher vs students (mean over seeds at λ*)"
     save(scatter_figure(teacher["relevance"], students, settings, title), args.scatter, settings["dpi"])
-    log.info("relevance scatter plots of %d students: %s", len(students), args.scatter)
+    log.info("relevance scatter plots of %d methods x %d training rhos: %s", len(methods), len(rhos), args.scatter)
 
 
 if __name__ == "__main__":

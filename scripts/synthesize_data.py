@@ -22,7 +22,7 @@ def main() -> None:
     log.info(
         "teacher set %d train / %d test images; subtask pool %d, test %d, digits %d + %d; %.1fs",
         len(teacher_set["train_y"]), len(teacher_set["test_y"]), len(base["pool_y"]), len(base["test_y"]),
-        len(base["digits_trainval_y"]), len(base["digits_test_y"]), time.perf_counter() - start,
+        len(base["digits_train_y"]), len(base["digits_test_y"]), time.perf_counter() - start,
     )
 
 

@@ -16,7 +16,7 @@ from subtask_distill.data.imagenet import (
     paste_digit,
     save_manifest,
     scan_imagenet,
-    split_alphas,
+    split_digits,
     split_of,
 )
 
@@ -24,6 +24,12 @@ from .fabricated import fabricate_imagenet, fabricate_mnist
 
 WNIDS = [bird.wnid for bird in WADING_BIRDS]
 SEEDS = (0, 1)
+
+
+def data_config(chosen_over="split", test_pool="test", validation_split="stratified", style="strokes") -> dict:
+    """The data section a manifest is built from (this project's per-split scheme unless told)."""
+    digit = {"chosen_over": chosen_over, "test_pool": test_pool, "style": style}
+    return {"seed": 0, "validation_fraction": 0.2, "validation_split": validation_split, "digit": digit}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +48,17 @@ def manifests(imagenet, mnist):
     root, _ = imagenet
     scan = scan_imagenet(root, WNIDS)
     digit_labels = {"train": mnist["train_labels"], "test": mnist["test_labels"]}
-    return {rho: build_manifest(scan, digit_labels, rho, 0, 0.2, SEEDS) for rho in (0.0, 0.5, 1.0)}
+    return {rho: build_manifest(scan, digit_labels, rho, data_config(), SEEDS) for rho in (0.0, 0.5, 1.0)}
+
+
+@pytest.fixture(scope="module")
+def authors_manifests(imagenet, mnist):
+    """Manifests drawn as the authors' code draws them (pool, MNIST train digits for test, random split)."""
+    root, _ = imagenet
+    scan = scan_imagenet(root, WNIDS)
+    digit_labels = {"train": mnist["train_labels"], "test": mnist["test_labels"]}
+    data = data_config("pool", "train", "random", "opaque")
+    return {rho: build_manifest(scan, digit_labels, rho, data, SEEDS) for rho in (0.0, 0.5, 1.0)}
 
 
 @pytest.fixture
@@ -115,9 +131,9 @@ def test_unreadable_image_is_named_by_check_and_by_the_dataset(tiny_root, mnist)
         check_readable(tiny_root, scan["test"].paths)
     assert str(broken) in str(error.value)
 
-    manifest = build_manifest(scan, {"train": mnist["train_labels"], "test": mnist["test_labels"]}, 0.0, 0, 0.2, [0])
+    manifest = build_manifest(scan, {"train": mnist["train_labels"], "test": mnist["test_labels"]}, 0.0, data_config(), [0])
     view = split_of(manifest, "test", 0)
-    dataset = WadingBirds(tiny_root, view, split_alphas(view, mnist["test_images"], 224), "eval")
+    dataset = WadingBirds(tiny_root, view, split_digits(view, mnist, 224, "strokes"), "strokes", "eval")
     with pytest.raises(DataError) as error:
         dataset[3]
     assert str(broken) in str(error.value)
@@ -126,7 +142,7 @@ def test_unreadable_image_is_named_by_check_and_by_the_dataset(tiny_root, mnist)
 def test_manifest_is_deterministic(imagenet, mnist, manifests):
     root, _ = imagenet
     digit_labels = {"train": mnist["train_labels"], "test": mnist["test_labels"]}
-    again = build_manifest(scan_imagenet(root, WNIDS), digit_labels, 0.5, 0, 0.2, SEEDS)
+    again = build_manifest(scan_imagenet(root, WNIDS), digit_labels, 0.5, data_config(), SEEDS)
     assert again.keys() == manifests[0.5].keys()
     for key, value in manifests[0.5].items():
         assert np.array_equal(again[key], value), key
@@ -154,6 +170,35 @@ def test_half_contamination_is_a_subset_of_full_with_the_same_digits(manifests, 
         marked = half.digit_class != NO_DIGIT
         assert np.array_equal(half.digit_class[marked], full.digit_class[marked])
         assert np.array_equal(half.digit_index[marked], full.digit_index[marked])
+
+
+def test_authors_draws_contaminate_the_same_pool_images_for_every_seed(authors_manifests, mnist):
+    pool_size, test_size = 20, 10
+    for rho, manifest in authors_manifests.items():
+        chosen = np.random.default_rng(1).permutation(pool_size)[: int(pool_size * rho)]
+        for seed in SEEDS:
+            train, val = split_of(manifest, "train", seed), split_of(manifest, "val", seed)
+            for view in (train, val):
+                assert np.array_equal(view.digit_class != NO_DIGIT, np.isin(view.image_id, chosen))
+                marked = np.flatnonzero(view.digit_class != NO_DIGIT)
+                for row in marked:  # the authors' mnist_corner: default_rng(image index).choice among the class
+                    index = int(view.image_id[row])
+                    pool = np.flatnonzero(mnist["train_labels"] == view.digit_class[row])
+                    assert view.digit_index[row] == np.random.default_rng(index).choice(pool)
+            assert np.array_equal(train.digit_class[train.digit_class != NO_DIGIT], train.labels[train.digit_class != NO_DIGIT])
+        test = split_of(manifest, "test", 0)
+        assert test.digit_pool == "train"  # every split's digits come from MNIST's training images
+        assert (test.digit_class != NO_DIGIT).sum() == int(test_size * rho)
+        for row in np.flatnonzero(test.digit_class != NO_DIGIT):
+            assert test.digit_class[row] == np.random.default_rng(int(test.image_id[row])).permutation(5)[0]
+
+
+@pytest.mark.filterwarnings("ignore:Length of split at index 2 is 0")
+def test_authors_validation_split_is_torchs_random_split_by_seed(authors_manifests):
+    for seed in SEEDS:  # the authors' call, with its empty third part
+        val = split_of(authors_manifests[0.5], "val", seed)
+        _, expected = torch.utils.data.random_split(range(20), [0.8, 1 - 0.8, 0.0], torch.Generator().manual_seed(seed))[:2]
+        assert val.image_id.tolist() == sorted(expected.indices)
 
 
 def test_train_and_val_partition_the_pool_and_change_with_the_seed(manifests):
@@ -185,23 +230,26 @@ def test_stale_manifest_and_unknown_seed_are_clear_errors(tmp_path, manifests):
         split_of(manifests[0.5], "train", 7)
 
 
-def test_paste_digit_whitens_only_the_top_left_patch():
-    alpha = torch.zeros(4, 4)
-    alpha[1, 2] = 1.0
+def test_paste_digit_draws_only_into_the_top_left_patch():
+    digit = torch.zeros(4, 4)
+    digit[1, 2] = 1.0
     image = torch.full((3, 16, 16), 10, dtype=torch.uint8)
-    pasted = paste_digit(image, alpha)
-    assert pasted[:, 1, 2].tolist() == [255, 255, 255]
-    assert (pasted != image).sum() == 3
-    assert paste_digit(image.float() / 255, alpha.numpy())[0, 1, 2] == 1.0
+    strokes = paste_digit(image, digit, "strokes")
+    assert strokes[:, 1, 2].tolist() == [255, 255, 255]
+    assert (strokes != image).sum() == 3  # white strokes over the photo
+    opaque = paste_digit(image, digit, "opaque")
+    assert opaque[:, 1, 2].tolist() == [255, 255, 255]
+    assert (opaque[:, :4, :4] == 0).sum() == 3 * 15  # the digit's black background replaces the photo
+    assert torch.equal(opaque[:, 4:], image[:, 4:]) and torch.equal(opaque[:, :, 4:], image[:, :, 4:])
     with pytest.raises(ValueError, match="expected"):
-        paste_digit(image, torch.zeros(5, 5))
+        paste_digit(image, torch.zeros(5, 5), "opaque")
 
 
 def test_eval_items_are_normalised_224px_images_with_a_bright_digit_corner(imagenet, manifests, mnist):
     root, _ = imagenet
     views = {rho: split_of(manifests[rho], "test", 0) for rho in (0.0, 1.0)}
     datasets = {
-        rho: WadingBirds(root, v, split_alphas(v, mnist["test_images"], 224), "eval") for rho, v in views.items()
+        rho: WadingBirds(root, v, split_digits(v, mnist, 224, "strokes"), "strokes", "eval") for rho, v in views.items()
     }
     (dirty, label, digit, index), (clean, clean_label, clean_digit, _) = datasets[1.0][4], datasets[0.0][4]
     assert dirty.shape == (3, 224, 224) and dirty.dtype == torch.float32
@@ -220,7 +268,7 @@ def _batches(dataset, seed: int, workers: int) -> list[torch.Tensor]:
 def test_same_seed_gives_the_same_augmented_batches(imagenet, manifests, mnist, workers):
     root, _ = imagenet
     view = split_of(manifests[1.0], "val", 0)
-    dataset = WadingBirds(root, view, split_alphas(view, mnist["train_images"], 64), "train", image_size=64)
+    dataset = WadingBirds(root, view, split_digits(view, mnist, 64, "opaque"), "opaque", "train", image_size=64)
     runs = []
     for global_seed in (0, 0, 1):  # with workers the loader's generator alone fixes the augmentations
         torch.manual_seed(global_seed)
@@ -234,7 +282,7 @@ def test_same_seed_gives_the_same_augmented_batches(imagenet, manifests, mnist, 
 def test_loader_yields_labels_digits_and_indices(imagenet, manifests, mnist):
     root, _ = imagenet
     view = split_of(manifests[0.5], "test", 0)
-    dataset = WadingBirds(root, view, split_alphas(view, mnist["test_images"], 64), "eval", image_size=64)
+    dataset = WadingBirds(root, view, split_digits(view, mnist, 64, "opaque"), "opaque", "eval", image_size=64)
     loader = make_loader(dataset, 4, False, 0, torch.Generator().manual_seed(0), pin_memory=False)
     labels, digits, indices = (torch.cat(column).tolist() for column in list(zip(*loader))[1:])
     assert labels == view.labels.tolist() and digits == view.digit_class.tolist()

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from subtask_distill.data.mnist import MNIST_FILES, digits_as_alpha, load_mnist, read_idx, write_idx
+from subtask_distill.data.mnist import MNIST_FILES, load_mnist, read_idx, write_idx
 
 from .fabricated import fabricate_mnist
 
@@ -78,12 +78,3 @@ def test_image_and_label_counts_must_match(tmp_path):
     with pytest.raises(ValueError, match="3 labels") as error:
         load_mnist(tmp_path)
     assert str(labels) in str(error.value)
-
-
-def test_digits_become_alphas_of_the_patch_size():
-    images = np.zeros((2, 28, 28), dtype=np.uint8)
-    images[:, 10:18, 10:18] = 255
-    alphas = digits_as_alpha(images, 56)
-    assert alphas.shape == (2, 56, 56) and alphas.dtype == np.float32
-    assert alphas.min() == 0.0 and alphas.max() == pytest.approx(1.0)
-    assert alphas[0, 28, 28] == pytest.approx(1.0) and alphas[0, 0, 0] == 0.0

@@ -1,9 +1,12 @@
 """Every teacher-student pair: taps, alignment, every method's loss, and where gradients go."""
 
+import math
+
 import pytest
 import torch
 import yaml
 
+from subtask_distill.analysis import classifier_of
 from subtask_distill.config import validate_config
 from subtask_distill.methods import get_method
 from subtask_distill.models import SubtaskHead
@@ -16,7 +19,7 @@ from .conftest import REPO
 
 LAYER_METHODS = ["at", "vid", "vkd", "subdistill"]
 PAPER_PAIRS = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())["pairs"]
-# DESIGN section 3: (teacher C, H), (student C, H) per layer at 224 px, before alignment.
+# (teacher C, H), (student C, H) per layer at 224 px, before alignment.
 EXPECTED_SHAPES = {
     "resnet18_to_resnet18s": ([(64, 56), (128, 28), (256, 14), (512, 7)], [(32, 56), (32, 28), (32, 14), (24, 7)]),
     "wrn101_to_mbnv4": ([(256, 56), (512, 28), (1024, 14), (2048, 7)], [(64, 28), (96, 14), (128, 7), (128, 7)]),
@@ -122,3 +125,52 @@ def test_gradients_reach_the_student_through_every_layer_loss_and_never_the_teac
             assert reached == (stage <= index), (name, index, stage)
     assert all(p.grad is None for p in teacher.parameters())
     assert all(not t.requires_grad for t in targets)
+
+
+def authors_resnet18s(num_classes: int = 5) -> torch.nn.Module:
+    """ResNet18-S as the authors' construct_student_resnet18_varying_dims builds it from torchvision's ResNet18."""
+    from torchvision.models import resnet
+
+    model = resnet._resnet(resnet.BasicBlock, [2, 2, 2, 2], weights=None, progress=False, num_classes=num_classes)
+    model.conv1 = torch.nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    model.bn1 = torch.nn.BatchNorm2d(64)
+    model.inplanes = 64
+    for index, (width, stride) in enumerate(zip((32, 32, 32, 24), (1, 2, 2, 2)), start=1):
+        setattr(model, f"layer{index}", model._make_layer(resnet.BasicBlock, width, 2, stride=stride))
+    model.fc = torch.nn.Linear(model.inplanes, num_classes)
+    return model
+
+
+def test_resnet18s_by_default_is_the_authors_network():
+    ours = build_network({"arch": "resnet18s"}, num_classes=5)
+    theirs = authors_resnet18s()
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {k: v.shape for k, v in theirs.state_dict().items()}
+    assert sum(p.numel() for p in ours.parameters()) == 157_997
+    assert ours.conv1.out_channels == 64 and ours.layer1[0].downsample[0].weight.shape == (32, 64, 1, 1)
+    x = torch.randn(2, 3, 64, 64)
+    ours.load_state_dict(theirs.state_dict())
+    assert torch.equal(ours.eval()(x), theirs.eval()(x))  # the same function, not only the same shapes
+
+
+def test_resnet18s_keeps_pytorchs_default_init_or_redraws_convolutions_as_torchvision():
+    torch.manual_seed(0)
+    default = build_network({"arch": "resnet18s"}, num_classes=5)
+    kaiming = build_network({"arch": "resnet18s", "kwargs": {"stem_width": None, "init": "kaiming"}}, num_classes=5)
+    assert sum(p.numel() for p in kaiming.parameters()) == 141_901 and kaiming.conv1.out_channels == 32
+    for model, default_init in ((default, True), (kaiming, False)):
+        weight = model.layer2[0].conv1.weight.detach()  # 3x3, 32 -> 32: fan-in 288, fan-out 288
+        bound = 1 / math.sqrt(288)  # kaiming_uniform(a=sqrt(5)): U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+        assert (weight.abs().max() <= bound) == default_init
+        expected_std = bound / math.sqrt(3) if default_init else math.sqrt(2 / 288)
+        assert weight.std().item() == pytest.approx(expected_std, rel=0.1)
+
+
+def test_efficientformer_student_averages_two_heads_by_default_or_has_one():
+    torch.manual_seed(0)
+    two = build_network({"arch": "efficientformerv2_s0"}, num_classes=5).eval()
+    one = build_network({"arch": "efficientformerv2_s0", "kwargs": {"distillation": False}}, num_classes=5).eval()
+    assert two.head_dist is not None and one.head_dist is None
+    x = torch.randn(1, 3, 224, 224)
+    features = two.forward_head(two.forward_features(x), pre_logits=True)
+    assert torch.allclose(two(x), (two.head(features) + two.head_dist(features)) / 2, atol=1e-6)
+    assert classifier_of(two) is two.head  # the analysis reads the features both heads share

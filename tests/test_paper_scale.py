@@ -36,7 +36,7 @@ def test_dry_run_of_the_paper_grid_without_data(workdir):
     result = run_snakemake(workdir, "-n", "--quiet", "rules", configfile=REPO / "configs" / "paper.yaml")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
-    # DESIGN section 5: per pair 3 rho x 3 seeds x (1 + 4 methods x 5 lambdas) = 189; three pairs.
+    # Per pair 3 rho x 3 seeds x (1 + 4 methods x 5 lambdas) = 189; three pairs.
     # Students are analysed only at lambda*, scheduled once Table I (a checkpoint) exists.
     assert counts["train_student"] == 567 and "analyse_student" not in counts
     assert counts["fit_subspace"] == 3 * 3 * 3 and counts["teacher_logits"] == 27

@@ -26,6 +26,7 @@ def test_relevance_of_a_linear_model_over_patch_sums_is_each_patch_contribution(
     relevance = occlusion_relevance(
         model, images, clean=images, labels=labels, digit_classes=np.full(3, -1),
         digit_pool=np.zeros((2, 8, 8)), digit_pool_labels=np.array([0, 1]), mean_colour=MEAN, to_tensor=to_tensor,
+        style="opaque",
     )
     fill_sum = np.round(MEAN * 255).sum() * PATCH * PATCH
     sums = patch_sums(to_tensor(images)).numpy()
@@ -34,24 +35,27 @@ def test_relevance_of_a_linear_model_over_patch_sums_is_each_patch_contribution(
         assert np.allclose(relevance[i], contribution, rtol=1e-4, atol=1e-2)  # float32 margins
 
 
-def test_occluded_copies_fill_one_patch_each_with_the_mean_colour():
+@pytest.mark.parametrize("style", ["opaque", "strokes"])
+def test_occluded_copies_fill_one_patch_each_with_the_mean_colour(style):
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, size=(SIZE, SIZE, 3), dtype=np.uint8)
     clean = rng.integers(0, 256, size=(SIZE, SIZE, 3), dtype=np.uint8)
     digit = rng.random((8, 8)).astype(np.float32)
-    copies = occluded_copies(image, clean, MEAN, digit)
+    copies = occluded_copies(image, clean, MEAN, digit, style)
     assert copies.shape == (16, SIZE, SIZE, 3)
     for p in range(16):
         row, col = divmod(p, GRID)
         inside = np.zeros((SIZE, SIZE), bool)
         inside[row * PATCH : (row + 1) * PATCH, col * PATCH : (col + 1) * PATCH] = True
         assert np.array_equal(copies[p][~inside], image[~inside])  # everything else untouched
-        if p == DIGIT_PATCH:  # the clean corner with the replacement digit's white strokes
-            expected = np.round(clean[:8, :8] * (1 - digit[..., None]) + 255 * digit[..., None]).astype(np.uint8)
-            assert np.array_equal(copies[p][:8, :8], expected)
+        if p == DIGIT_PATCH:  # the replacement digit in the data's look: over the clean corner, or replacing it
+            alpha = digit[..., None]
+            behind = clean[:8, :8] * (1 - alpha) if style == "strokes" else 0.0
+            expected = np.round(behind + 255 * alpha).astype(np.uint8)
+            assert np.array_equal(copies[p][:8, :8], np.broadcast_to(expected, (8, 8, 3)))
         else:
             assert np.all(copies[p][inside] == np.round(np.tile(MEAN * 255, (PATCH * PATCH, 1))).astype(np.uint8))
-    no_digit = occluded_copies(image, clean, MEAN, None)
+    no_digit = occluded_copies(image, clean, MEAN, None, style)
     assert np.all(no_digit[DIGIT_PATCH][:8, :8] == np.round(MEAN * 255).astype(np.uint8))
 
 
@@ -72,7 +76,7 @@ def test_the_digit_patch_gets_a_digit_of_a_different_class():
         return torch.zeros(len(x), 5)
 
     to_tensor = lambda imgs: torch.from_numpy(imgs).permute(0, 3, 1, 2).double()
-    occlusion_relevance(model, clean, clean, np.arange(5), np.arange(5), pool, np.arange(5), MEAN, to_tensor)
+    occlusion_relevance(model, clean, clean, np.arange(5), np.arange(5), pool, np.arange(5), MEAN, to_tensor, "strokes")
     pasted_class = [round(value / 255 * 10) - 1 for value in seen]
     assert all(pasted != digit for pasted, digit in zip(pasted_class, range(5)))
 
@@ -102,7 +106,7 @@ def test_relevance_rows_average_students_over_seeds_at_lambda_star(tmp_path):
         runs.append({"pair": "p", "rho": 1.0, "method": "kd", "lambda": 0.0, "seed": seed, "val_acc": 50.0, "dir": folder})
     runs.append(dict(runs[0], **{"lambda": 5.0}))  # another lambda: not selected
     chosen = runs_at_lambda_star(runs, [{"pair": "p", "rho": 1.0, "method": "kd", "lambda": 0.0}])
-    (row,) = relevance_rows(chosen, {("p", 1.0): {"relevance": teacher}})
+    (row,) = relevance_rows(chosen, {"p": {"relevance": teacher, "scored_rho": np.array(1.0)}})
     assert row["n_seeds"] == 2 and row["n_points"] == 32
     assert row["correlation"] == pytest.approx(1.0)
     assert row["teacher_digit_share"] == pytest.approx((0.5 / 1.5 + 0.0) / 2)

@@ -4,6 +4,8 @@ import csv
 import json
 import re
 
+import numpy as np
+
 import pytest
 import yaml
 
@@ -23,8 +25,8 @@ def test_dry_run_of_the_default_config_lists_the_grid(workdir):
     # 3 rho x 2 seeds for each per-split job; output-only KD has one lambda, the 4 others 2 each.
     assert counts["contaminate"] == 6 and counts["teacher_logits"] == 6 and counts["fit_subspace"] == 6
     assert counts["train_student"] == 6 * (1 + 4 * 2) and counts["train_teacher"] == 1 and counts["table"] == 1
-    # Every (pair, rho) teacher is analysed now; students only once Table I (a checkpoint) names lambda*.
-    assert "analyse_student" not in counts and counts["analyse_teacher"] == 3
+    # The teacher is analysed now, once; students only once Table I (a checkpoint) names lambda*.
+    assert "analyse_student" not in counts and counts["analyse_teacher"] == 1
     assert counts["plot_figures"] == 1 and counts["build_report"] == 1
 
 
@@ -62,6 +64,20 @@ def test_only_the_runs_at_lambda_star_are_analysed(tiny_study):
         assert float(lam.removeprefix("lam")) == chosen[(method, float(rho.removeprefix("rho")))]
 
 
+def test_every_model_is_scored_on_the_contaminated_test_images_of_the_largest_rho(tiny_study):
+    """As the paper's Fig. 3: students trained at rho = 0 are scored on the same images as those trained at 1."""
+    teacher = np.load(tiny_study / "analysis" / "embedded" / "teacher.npz")
+    assert float(teacher["scored_rho"]) == 1.0
+    assert np.all(teacher["digits"][teacher["relevance_images"]] >= 0)  # every relevance image carries a digit
+    by_rho = {}
+    for path in tiny_study.glob("runs/embedded/*/rho*/lam*/seed*/analysis.npz"):
+        analysis = np.load(path)
+        assert float(analysis["scored_rho"]) == 1.0
+        assert np.array_equal(analysis["relevance_images"], teacher["relevance_images"])
+        by_rho.setdefault(float(analysis["rho"]), []).append(path)
+    assert sorted(by_rho) == [0.0, 1.0]
+
+
 def test_every_run_records_metrics_and_provenance(tiny_study):
     metrics_files = sorted((tiny_study / "runs").glob("*/*/rho*/lam*/seed*/metrics.json"))
     assert len(metrics_files) == 2 * 2 * (1 + 4 * 2)
@@ -76,7 +92,7 @@ def test_every_run_records_metrics_and_provenance(tiny_study):
 def test_every_job_left_a_log_and_a_benchmark(tiny_study):
     logs = list((tiny_study / "logs").rglob("*.log"))
     benchmarks = list((tiny_study / "benchmarks").rglob("*.tsv"))
-    assert len(logs) == len(benchmarks) >= 75  # the tiny study runs 77 jobs
+    assert len(logs) == len(benchmarks) >= 75  # the tiny study runs 76 jobs
     assert not [log.name for log in logs if log.stat().st_size == 0], "every job says in its log what it did"
     training_log = next((tiny_study / "logs" / "train_student").rglob("*.log")).read_text()
     assert "epoch 2/2" in training_log and "val_acc" in training_log
@@ -110,6 +126,7 @@ def test_report_holds_the_table_figures_and_relevance(tiny_study):
     assert {(r["method"], float(r["rho"])) for r in rows} == {
         (m, rho) for m in ("kd", "at", "vid", "vkd", "subdistill") for rho in (0.0, 1.0)
     }
+    assert {float(r["scored_rho"]) for r in rows} == {1.0}
     assert all(-1 <= float(r["correlation"]) <= 1 and int(r["n_points"]) > 0 for r in rows)
 
 

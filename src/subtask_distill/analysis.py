@@ -1,8 +1,10 @@
 """Per-model analysis artifacts: penultimate test features and occlusion relevance.
 
-Run on the teacher once per (pair, rho) and on every student; the plotting
-rules read only these files, so figures can be redrawn without touching a
-network.
+Every model (the teacher, and each student whatever rho it was trained at) is
+scored on the same images: the test split of the study's largest rho, with
+relevance on its contaminated images, as the paper's Fig. 3 scores its 0% and
+100% students alike. The plotting rules read only these files, so figures can
+be redrawn without touching a network.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ def classifier_of(model: nn.Module) -> nn.Module:
     """The final classification layer, whose input is the pooled penultimate feature vector."""
     inner = getattr(model, "model", model)  # the teacher's subtask head wraps the network
     if hasattr(inner, "get_classifier"):  # timm
-        return inner.get_classifier()
+        classifier = inner.get_classifier()
+        # A distilled timm model has two heads on the same features (EfficientFormerV2: head, head_dist).
+        return classifier[0] if isinstance(classifier, tuple) else classifier
     for name in ("fc", "heads", "classifier", "head"):
         if isinstance(getattr(inner, name, None), nn.Module):
             return getattr(inner, name)
@@ -45,15 +49,19 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, device: torch.device
 def analyse(
     model: nn.Module,
     splits: dict[str, np.ndarray],
-    base: dict[str, np.ndarray],
-    max_images: int,
+    occlusion: dict[str, np.ndarray],
+    max_images: int | None,
+    style: str,
     device: torch.device,
 ) -> dict[str, Any]:
     """Features of the whole test split; relevance on its contaminated images (all images when none is).
 
-    At most ``max_images`` images get relevance maps, evenly spaced over the
-    split (which is ordered by class), so every class is represented; they are
-    the same for every model, so their maps can be compared.
+    ``occlusion`` holds the clean test images and the digit pool (see
+    ``data.sources.occlusion_inputs``); ``style`` is the digits' look. With
+    ``max_images`` (None: all), that many images get relevance maps, evenly
+    spaced over the split (which is ordered by class), so every class is
+    represented; they are the same for every model, so their maps can be
+    compared.
     """
     mean, std = splits["channel_mean"], splits["channel_std"]
     model = model.to(device).eval()
@@ -65,18 +73,19 @@ def analyse(
     features = penultimate_features(model, NormalizedImages(test_x, mean, std), device)
     digits = splits["test_digit"]
     chosen = np.flatnonzero(digits >= 0) if np.any(digits >= 0) else np.arange(len(digits))
-    if len(chosen) > max_images:
+    if max_images is not None and len(chosen) > max_images:
         chosen = chosen[np.linspace(0, len(chosen) - 1, max_images).round().astype(int)]
     relevance = occlusion_relevance(
         model,
         images=test_x[chosen],
-        clean=base["test_x"][splits["test_id"][chosen]],
+        clean=occlusion["clean_x"][splits["test_id"][chosen]],
         labels=splits["test_y"][chosen],
         digit_classes=digits[chosen],
-        digit_pool=base["digits_test"],
-        digit_pool_labels=base["digits_test_y"],
+        digit_pool=occlusion["digits"],
+        digit_pool_labels=occlusion["digits_y"],
         mean_colour=mean,
         to_tensor=to_tensor,
+        style=style,
     )
     return {
         "features": features,

@@ -13,6 +13,7 @@ import copy
 import hashlib
 import inspect
 import json
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ def check_semantics(config: dict[str, Any], partial: bool = False) -> None:
             problems.append(f"methods.{name}: unknown method; registered methods: {', '.join(list_methods())}")
             continue
         problems += _option_problems(name, get_method(name), options or {})
+        problems += _orthogonal_map_problems(name, get_method(name), options or {}, config.get("training"))
     for pair, spec in config.get("pairs", {}).items():
         for role in ("teacher", "student"):
             arch = spec[role]["arch"]
@@ -110,6 +112,19 @@ def check_semantics(config: dict[str, Any], partial: bool = False) -> None:
                 problems.append(f"data.texture.{key}: lower bound {low} exceeds upper bound {high}")
     if data:
         problems += _data_problems(data, config.get("training"))
+    if problems:
+        raise ConfigError("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+def check_layers(config: dict[str, Any]) -> None:
+    """Every pair's layers against its architectures: each layer exists and gives a feature map to align.
+
+    Builds the networks on PyTorch's meta device (no memory, no arithmetic): a
+    second or two for the paper's pairs, so the workflow runs it at start-up.
+    """
+    from .models.layer_check import pair_layer_problems
+
+    problems = pair_layer_problems(config)
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
 
@@ -148,19 +163,43 @@ def _data_problems(data: dict[str, Any], training: dict[str, Any] | None) -> lis
     return problems
 
 
+_RESERVED_OPTIONS = {"teacher_shape", "student_shape", "subspace"}
+
+
 def _option_problems(name: str, method, options: dict[str, Any]) -> list[str]:
-    """Options of a method are keyword arguments of its layer loss; check them before any job runs."""
+    """Options of a method are keyword arguments of its layer loss; check names and, where the
+    loss annotates them (``Literal[...]`` or ``bool``), values, before any job runs."""
     if not options:
         return []
     if method.layer_loss is None:
         return [f"methods.{name}: output-only KD takes no options, got {sorted(options)}"]
-    parameters = inspect.signature(method.layer_loss).parameters
-    reserved = {"teacher_shape", "student_shape", "subspace"}
-    known = set(parameters) - reserved
+    known = set(inspect.signature(method.layer_loss).parameters) - _RESERVED_OPTIONS
+    builder = method.layer_loss.__init__ if inspect.isclass(method.layer_loss) else method.layer_loss
+    hints = typing.get_type_hints(builder)
+    problems = []
+    for key, value in options.items():
+        if key not in known:
+            problems.append(
+                f"methods.{name}.{key}: not an option of {method.layer_loss.__name__} (options: {', '.join(sorted(known)) or 'none'})"
+            )
+        elif typing.get_origin(hints.get(key)) is typing.Literal and value not in typing.get_args(hints[key]):
+            problems.append(f"methods.{name}.{key}: {value!r} is not one of {', '.join(map(str, typing.get_args(hints[key])))}")
+        elif hints.get(key) is bool and not isinstance(value, bool):
+            problems.append(f"methods.{name}.{key}: {value!r} must be true or false")
+    return problems
+
+
+def _orthogonal_map_problems(name: str, method, options: dict[str, Any], training: dict[str, Any] | None) -> list[str]:
+    """PyTorch's Householder map keeps its diagonal at -1 with no gradient; weight decay shrinks it, and
+    truncated to an integer it zeroes the whole map after the first step."""
+    if method.layer_loss is None or not training or not training.get("weight_decay"):
+        return []
+    parameter = inspect.signature(method.layer_loss).parameters.get("orthogonal_map")
+    if parameter is None or options.get("orthogonal_map", parameter.default) != "householder":
+        return []
     return [
-        f"methods.{name}.{key}: not an option of {method.layer_loss.__name__} (options: {', '.join(sorted(known)) or 'none'})"
-        for key in options
-        if key not in known
+        f"methods.{name}.orthogonal_map: householder collapses to a zero map with training.weight_decay > 0 "
+        "(PyTorch's Householder parametrisation); use cayley, or weight_decay 0 as the authors did"
     ]
 
 

@@ -12,7 +12,7 @@ import torch
 
 from .config import config_hash
 from .data.contamination import SPLITS
-from .data.imagenet import WadingBirds, load_manifest, make_loader, split_alphas, split_of
+from .data.imagenet import WadingBirds, load_manifest, make_loader, split_digits, split_of
 from .data.mnist import load_mnist
 from .data.sources import split_arrays
 from .data.tensors import NormalizedImages, batch_indices
@@ -170,8 +170,9 @@ def augmented_batches(
     """Training batches decoded and augmented by DataLoader workers (ImageNet), in the order of ``generator``."""
     data = config["data"]
     view = split_of(load_manifest(splits_path), "train", seed)
-    alphas = split_alphas(view, load_mnist(Path(data["mnist_root"]))["train_images"], data["image_size"])
-    dataset = WadingBirds(Path(data["imagenet_root"]), view, alphas, "train", data["image_size"])
+    style = data["digit"]["style"]
+    digits = split_digits(view, load_mnist(Path(data["mnist_root"])), data["image_size"], style)
+    dataset = WadingBirds(Path(data["imagenet_root"]), view, digits, style, "train", data["image_size"])
     return LoaderBatches(make_loader(dataset, batch_size, True, data["workers"], generator, device.type == "cuda"))
 
 

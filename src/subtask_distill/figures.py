@@ -4,7 +4,8 @@
   teacher and one per method's best run at lambda*; each point is drawn as
   the digit its image carries, coloured by the image's class.
 - Relevance (paper Fig. 3): example heatmaps over the images, and
-  teacher-vs-student scatter plots of patch relevance with Pearson's r.
+  teacher-vs-student scatter plots of patch relevance with Pearson's r, one
+  row per rho the students were trained at (all scored on the same images).
 """
 
 from __future__ import annotations
@@ -126,20 +127,31 @@ def heatmap_figure(
     return fig
 
 
-def scatter_figure(teacher: np.ndarray, students: dict[str, np.ndarray], settings: dict[str, Any], title: str):
-    """Teacher (x) against student (y) patch relevance, one panel per method; the digit patch highlighted."""
+def scatter_figure(
+    teacher: np.ndarray, students: dict[float, dict[str, np.ndarray]], settings: dict[str, Any], title: str
+):
+    """Teacher (x) against student (y) patch relevance: a row per training rho, a panel per method; the digit patch highlighted."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(students), figsize=(3.2 * len(students), 3.3), squeeze=False)
+    rhos = list(students)
+    methods = list(dict.fromkeys(name for row in students.values() for name in row))
+    fig, axes = plt.subplots(len(rhos), len(methods), figsize=(3.2 * len(methods), 3.0 * len(rhos) + 0.4), squeeze=False)
     digit_mask = np.zeros_like(teacher, dtype=bool)
     digit_mask[:, DIGIT_PATCH] = True
-    for ax, (name, student) in zip(axes.flat, students.items()):
-        ax.scatter(teacher[~digit_mask], student[~digit_mask], s=4, alpha=0.4, color=settings["scatter_colour"], label="other patches")
-        ax.scatter(teacher[digit_mask], student[digit_mask], s=6, alpha=0.6, color=settings["digit_colour"], label="digit patch")
-        ax.set_title(f"{name}\nr = {pearson(teacher, student):.2f}", fontsize=9)
-        ax.set_xlabel("teacher relevance", fontsize=8)
-        ax.axhline(0, color="grey", lw=0.5)
-        ax.axvline(0, color="grey", lw=0.5)
-    axes[0, 0].set_ylabel("student relevance", fontsize=8)
+    for row, rho in enumerate(rhos):
+        for col, name in enumerate(methods):
+            ax = axes[row, col]
+            student = students[rho].get(name)
+            if student is None:
+                ax.axis("off")
+                continue
+            ax.scatter(teacher[~digit_mask], student[~digit_mask], s=4, alpha=0.4, color=settings["scatter_colour"], label="other patches")
+            ax.scatter(teacher[digit_mask], student[digit_mask], s=6, alpha=0.6, color=settings["digit_colour"], label="digit patch")
+            ax.set_title(f"{name}, trained at rho={rho:g}\nr = {pearson(teacher, student):.2f}", fontsize=9)
+            ax.axhline(0, color="grey", lw=0.5)
+            ax.axvline(0, color="grey", lw=0.5)
+            if row == len(rhos) - 1:
+                ax.set_xlabel("teacher relevance", fontsize=8)
+        axes[row, 0].set_ylabel("student relevance", fontsize=8)
     axes[0, 0].legend(fontsize=7, loc="upper left")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()

@@ -1,10 +1,10 @@
-"""Occlusion relevance on a 4x4 patch grid (DESIGN section 6, paper Fig. 3).
+"""Occlusion relevance on a 4x4 patch grid (the paper's Fig. 3).
 
 R_p(x) = f(x) - f(x without patch p), with f the logit of the true class minus
 the largest other subtask logit. Removing the digit patch (top-left) means
-pasting a digit of a different class there; removing any other patch means
-filling it with the dataset's mean colour. The 16 occluded copies of an image
-go through the model in one batch.
+drawing a digit of a different class there, in the same look as the data's
+digits; removing any other patch means filling it with the dataset's mean
+colour. The 16 occluded copies of an image go through the model in one batch.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from typing import Callable
 
 import numpy as np
 import torch
+
+from .data.digits import draw_digits
 
 GRID = 4
 DIGIT_PATCH = 0  # row-major index of the top-left patch
@@ -31,14 +33,15 @@ def replacement_digit_class(digit: int, key: int, num_classes: int) -> int:
 
 
 def occluded_copies(
-    image: np.ndarray, clean: np.ndarray, mean_colour: np.ndarray, replacement_digit: np.ndarray | None
+    image: np.ndarray, clean: np.ndarray, mean_colour: np.ndarray, replacement_digit: np.ndarray | None, style: str
 ) -> np.ndarray:
     """The 16 copies of a uint8 HWC image, copy p with patch p removed.
 
     ``clean`` is the same image without any digit. With a ``replacement_digit``
-    (alphas in [0, 1]), the digit patch of copy 0 becomes the clean corner with
-    that digit blended in as white strokes; without one (an image that carries
-    no digit), the corner is filled with the mean colour like every other patch.
+    (intensities in [0, 1]), the digit patch of copy 0 becomes the clean corner
+    with that digit drawn in the data's ``style``; without one (an image that
+    carries no digit), the corner is filled with the mean colour like every
+    other patch.
     """
     size = image.shape[0]
     patch = size // GRID
@@ -49,8 +52,7 @@ def occluded_copies(
         rows, cols = slice(row * patch, (row + 1) * patch), slice(col * patch, (col + 1) * patch)
         if p == DIGIT_PATCH and replacement_digit is not None:
             corner = clean[rows, cols].astype(np.float32)
-            alpha = replacement_digit[..., None]
-            copies[p, rows, cols] = np.round(corner * (1 - alpha) + 255.0 * alpha).astype(np.uint8)
+            copies[p, rows, cols] = np.round(draw_digits(corner, replacement_digit, style)).astype(np.uint8)
         else:
             copies[p, rows, cols] = fill
     return copies
@@ -67,6 +69,7 @@ def occlusion_relevance(
     digit_pool_labels: np.ndarray,
     mean_colour: np.ndarray,
     to_tensor: Callable[[np.ndarray], torch.Tensor],
+    style: str,
 ) -> np.ndarray:
     """Relevance of each patch for each image: an N x 16 array.
 
@@ -81,7 +84,7 @@ def occlusion_relevance(
         if digit >= 0:
             pool = by_class[replacement_digit_class(digit, i, num_classes)]
             replacement = digit_pool[pool[i % len(pool)]]
-        copies = occluded_copies(image, clean[i], mean_colour, replacement)
+        copies = occluded_copies(image, clean[i], mean_colour, replacement, style)
         batch = to_tensor(np.concatenate([image[None], copies]))
         label = torch.full((len(batch),), int(labels[i]), dtype=torch.long)
         f = margin(model(batch).float(), label)

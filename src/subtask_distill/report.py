@@ -100,8 +100,10 @@ top-left corner whose class matches the image class on training data and is rand
 {figure_html}
 
 <h2>Teacher-student agreement of occlusion relevance</h2>
-<p class="legend">Pearson correlation between the teacher's and the student's patch relevance over all (image, patch)
-points, the student's relevance averaged over its seeds at lambda*; and the mean share of absolute relevance that sits on
+<p class="legend">Every model is scored on the same images, the contaminated test images of the largest rho
+(scored_rho), whatever rho it was trained at (rho). Pearson correlation between the teacher's and the student's patch
+relevance over all (image, patch) points, the student's relevance averaged over its seeds at lambda*; and the mean share
+of absolute relevance that sits on
 the digit patch.</p>
 {csv_as_html(relevance_csv)}
 

@@ -1,4 +1,4 @@
-"""Fitting SubDistill's teacher subspaces (DESIGN section 4, steps 1-3).
+"""Fitting SubDistill's teacher subspaces (the SubDistill paper, arXiv 2601.05913).
 
 Per paired teacher layer, on the training split (contaminated as for
 training, no augmentation):

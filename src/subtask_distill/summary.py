@@ -15,6 +15,7 @@ RELEVANCE_COLUMNS = (
     "pair",
     "method",
     "rho",
+    "scored_rho",
     "lambda",
     "n_seeds",
     "correlation",
@@ -46,22 +47,25 @@ def runs_at_lambda_star(runs: Sequence[dict[str, Any]], table_rows: Sequence[dic
     return out
 
 
-def teacher_analyses(paths: Iterable[Path]) -> dict[tuple[str, float], dict[str, np.ndarray]]:
-    out = {}
-    for path in paths:
-        arrays = load_arrays(path)
-        out[(str(arrays["pair"]), float(arrays["rho"]))] = arrays
-    return out
+def teacher_analyses(paths: Iterable[Path]) -> dict[str, dict[str, np.ndarray]]:
+    """Each pair's teacher analysis, keyed by pair."""
+    return {str(arrays["pair"]): arrays for arrays in map(load_arrays, paths)}
 
 
-def relevance_rows(
-    chosen: dict[tuple, list[dict]], teachers: dict[tuple[str, float], dict[str, np.ndarray]]
-) -> list[dict[str, Any]]:
-    """Per (pair, method, rho): Pearson r between teacher and seed-averaged student patch relevance."""
+def mean_student_relevance(group: Sequence[dict[str, Any]]) -> np.ndarray:
+    """The patch relevance of a method's runs (its seeds at lambda*), averaged over the runs."""
+    return np.mean([load_arrays(run["dir"] / "analysis.npz")["relevance"] for run in group], axis=0)
+
+
+def relevance_rows(chosen: dict[tuple, list[dict]], teachers: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
+    """Per (pair, method, rho trained at): Pearson r between teacher and seed-averaged student patch relevance.
+
+    Teacher and students are scored on the same images (those of ``scored_rho``).
+    """
     rows = []
     for (pair, rho, method), group in chosen.items():
-        teacher = teachers[(pair, rho)]["relevance"]
-        student = np.mean([load_arrays(run["dir"] / "analysis.npz")["relevance"] for run in group], axis=0)
+        teacher = teachers[pair]["relevance"]
+        student = mean_student_relevance(group)
         if student.shape != teacher.shape:
             raise ValueError(f"relevance of {pair}/{method}/rho{rho} is {student.shape}, the teacher's {teacher.shape}")
         rows.append(
@@ -69,6 +73,7 @@ def relevance_rows(
                 "pair": pair,
                 "method": method,
                 "rho": rho,
+                "scored_rho": float(teachers[pair]["scored_rho"]),
                 "lambda": group[0]["lambda"],
                 "n_seeds": len(group),
                 "correlation": pearson(teacher, student),

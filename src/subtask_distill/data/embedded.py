@@ -21,12 +21,12 @@ _TEACHER_TRAIN, _TEACHER_TEST, _POOL, _TEST = range(4)
 
 
 def load_digit_halves(num_classes: int, patch: int) -> dict[str, np.ndarray]:
-    """scikit-learn's bundled 8x8 digits of classes < num_classes, split in two.
+    """scikit-learn's bundled 8x8 digits of classes < num_classes, split in two pools.
 
     The first half of the file (in its original order, which groups writers)
-    feeds training and validation, the second half the test split, so test
-    digits come mostly from writers never seen in training, as MNIST's test
-    set does. Intensities become alphas in [0, 1].
+    is the "train" pool, MNIST's training images at paper scale; the second
+    half is the "test" pool, mostly of writers the first half lacks, as MNIST's
+    test set. Intensities are scaled to [0, 1].
     """
     from sklearn.datasets import load_digits
 
@@ -36,7 +36,7 @@ def load_digit_halves(num_classes: int, patch: int) -> dict[str, np.ndarray]:
         raise ValueError(f"data.image_size must be 4 x 8 = 32 for the embedded digits, patch is {patch}")
     half = len(images) // 2
     out = {}
-    for name, part in (("trainval", slice(0, half)), ("test", slice(half, None))):
+    for name, part in (("train", slice(0, half)), ("test", slice(half, None))):
         keep = bunch.target[part] < num_classes
         out[f"digits_{name}"] = images[part][keep]
         out[f"digits_{name}_y"] = bunch.target[part][keep].astype(np.int64)
@@ -85,20 +85,25 @@ def build_splits(base: dict[str, np.ndarray], data_cfg: dict[str, Any], rho: flo
     """Contaminated train/val/test arrays for one (rho, seed).
 
     Keys per split s: s_x (uint8 NHWC), s_y, s_digit (-1 when clean),
-    s_digit_index (into the split's digit pool), s_id (image id).
+    s_digit_index (into the split's digit pool: "train" for train/val,
+    ``data.digit.test_pool`` for test), s_id (image id).
     """
     num_classes = len(data_cfg["subtask_classes"])
-    train_ids, val_ids = validation_split(base["pool_y"], data_cfg["validation_fraction"], seed, data_cfg["seed"])
+    digit = data_cfg["digit"]
+    train_ids, val_ids = validation_split(
+        base["pool_y"], data_cfg["validation_fraction"], seed, data_cfg["seed"], data_cfg["validation_split"]
+    )
     sources = {
-        "train": ("pool", train_ids, "trainval"),
-        "val": ("pool", val_ids, "trainval"),
-        "test": ("test", np.arange(len(base["test_y"])), "test"),
+        "train": ("pool", train_ids, "train"),
+        "val": ("pool", val_ids, "train"),
+        "test": ("test", np.arange(len(base["test_y"])), digit["test_pool"]),
     }
     out = {"channel_mean": base["channel_mean"], "channel_std": base["channel_std"]}
     for split in SPLITS:
         source, ids, digit_pool = sources[split]
         labels = base[f"{source}_y"][ids]
         plan = plan_contamination(
+            chosen_over=digit["chosen_over"],
             split=split,
             rho=rho,
             image_ids=ids,
@@ -108,7 +113,7 @@ def build_splits(base: dict[str, np.ndarray], data_cfg: dict[str, Any], rho: flo
             num_classes=num_classes,
             data_seed=data_cfg["seed"],
         )
-        out[f"{split}_x"] = paste_digits(base[f"{source}_x"][ids], plan, base[f"digits_{digit_pool}"])
+        out[f"{split}_x"] = paste_digits(base[f"{source}_x"][ids], plan, base[f"digits_{digit_pool}"], digit["style"])
         out[f"{split}_y"] = labels
         out[f"{split}_digit"] = plan.digit_class
         out[f"{split}_digit_index"] = plan.digit_index

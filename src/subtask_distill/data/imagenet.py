@@ -1,13 +1,13 @@
-"""The paper-scale subtask: ImageNet's wading birds with MNIST digits pasted on (DESIGN section 2).
+"""The paper-scale subtask: ImageNet's wading birds with MNIST digits pasted on.
 
 Three steps:
 - scan: list the images of the subtask classes under ``data.imagenet_root``
   (``train/<wnid>/`` is the training pool, ``val/<wnid>/`` the test set);
 - manifest: one file per rho fixing which image carries which MNIST digit,
   for every seed's train/validation split (the split changes with the seed);
-- dataset: decode, crop, paste the digit into the top-left corner, normalise.
+- dataset: decode, crop, draw the digit into the top-left corner, normalise.
 
-The digit is pasted after the crop, so it always fills the top-left of the
+The digit is drawn after the crop, so it always fills the top-left of the
 4 x 4 grid of patches, as in the authors' code.
 """
 
@@ -17,7 +17,7 @@ import random
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..io import load_arrays, save_arrays
 from .contamination import NO_DIGIT, plan_contamination, validation_split
-from .mnist import digits_as_alpha
+from .digits import draw_digits, resize_digits
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -70,8 +70,9 @@ class ImageList:
 class SplitView:
     """One split of one (rho, seed): per image its path, label, digit class (NO_DIGIT = clean), digit index, id.
 
-    ``digit_index`` indexes MNIST's training images for train/val and its test
-    images for test; ``image_id`` indexes the training pool or the test set.
+    ``digit_index`` indexes the MNIST images of ``digit_pool`` ("train": MNIST's
+    training images, always those of train/val; "test": its test images);
+    ``image_id`` indexes the training pool or the test set.
     """
 
     paths: np.ndarray
@@ -79,6 +80,7 @@ class SplitView:
     digit_class: np.ndarray
     digit_index: np.ndarray
     image_id: np.ndarray
+    digit_pool: str = "train"
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -137,6 +139,7 @@ MANIFEST_KEYS = (
     "rho",
     "data_seed",
     "validation_fraction",
+    "test_digit_pool",
     "seeds",
     "pool_path",
     "pool_label",
@@ -154,31 +157,34 @@ def build_manifest(
     scan: dict[str, ImageList],
     digit_labels: dict[str, np.ndarray],
     rho: float,
-    data_seed: int,
-    validation_fraction: float,
+    data: dict[str, Any],
     seeds: Sequence[int],
 ) -> dict[str, np.ndarray]:
     """Every split's images and digits at one rho, for each seed (see MANIFEST_KEYS).
 
-    ``digit_labels`` holds MNIST's "train" and "test" labels. Contamination is
-    planned exactly as embedded.build_splits does: per seed, the pool is split
-    into train/val and each split gets exactly round(rho * n) digits, so the
-    pool's digit arrays have one row per seed (row s, column i: pool image i
-    under seed s, as a training or a validation image per pool_val_mask).
+    ``digit_labels`` holds MNIST's "train" and "test" labels; ``data`` is the
+    config's data section. Contamination is planned exactly as
+    embedded.build_splits does: per seed, the pool is split into train/val and
+    each split gets its digits, so the pool's digit arrays have one row per
+    seed (row s, column i: pool image i under seed s, as a training or a
+    validation image per pool_val_mask).
     """
     pool, test = scan["pool"], scan["test"]
     seeds = np.asarray(seeds, dtype=np.int64)
     if len(np.unique(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds.tolist()}")
     num_classes = int(pool.labels.max()) + 1
-    common = {"rho": rho, "num_classes": num_classes, "data_seed": data_seed}
+    test_pool = data["digit"]["test_pool"]
+    common = {"rho": rho, "num_classes": num_classes, "data_seed": data["seed"], "chosen_over": data["digit"]["chosen_over"]}
 
     shape = (len(seeds), len(pool.labels))
     val_mask = np.zeros(shape, dtype=bool)
     digit_class = np.full(shape, NO_DIGIT, dtype=np.int64)
     digit_index = np.full(shape, NO_DIGIT, dtype=np.int64)
     for row, seed in enumerate(seeds):
-        train_ids, val_ids = validation_split(pool.labels, validation_fraction, int(seed), data_seed)
+        train_ids, val_ids = validation_split(
+            pool.labels, data["validation_fraction"], int(seed), data["seed"], data["validation_split"]
+        )
         val_mask[row, val_ids] = True
         for split, ids in (("train", train_ids), ("val", val_ids)):
             plan = plan_contamination(
@@ -197,13 +203,14 @@ def build_manifest(
         image_ids=np.arange(len(test.labels)),
         labels=test.labels,
         id_space=len(test.labels),
-        digit_labels=digit_labels["test"],
+        digit_labels=digit_labels[test_pool],
         **common,
     )
     return {
         "rho": np.float64(rho),
-        "data_seed": np.int64(data_seed),
-        "validation_fraction": np.float64(validation_fraction),
+        "data_seed": np.int64(data["seed"]),
+        "validation_fraction": np.float64(data["validation_fraction"]),
+        "test_digit_pool": np.array(test_pool),
         "seeds": seeds,
         "pool_path": pool.paths,
         "pool_label": pool.labels,
@@ -244,6 +251,7 @@ def split_of(manifest: dict[str, np.ndarray], split: Literal["train", "val", "te
             digit_class=manifest["test_digit_class"],
             digit_index=manifest["test_digit_index"],
             image_id=ids,
+            digit_pool=str(manifest["test_digit_pool"]),
         )
     if split not in ("train", "val"):
         raise ValueError(f"unknown split {split!r}; expected 'train', 'val' or 'test'")
@@ -258,19 +266,20 @@ def split_of(manifest: dict[str, np.ndarray], split: Literal["train", "val", "te
     )
 
 
-def split_alphas(view: SplitView, digit_images: np.ndarray, image_size: int) -> np.ndarray:
-    """Per image of the split, the alpha of its digit (N x p x p, p = image_size // 4; zeros when clean).
+def split_digits(view: SplitView, mnist: dict[str, np.ndarray], image_size: int, style: str) -> np.ndarray:
+    """Per image of the split, its digit at the corner patch's size (N x p x p, p = image_size // 4; zeros when clean).
 
-    ``digit_images`` are the uint8 MNIST images the view's digit_index points
-    into (MNIST train for train/val, MNIST test for test). Only the digits in
-    use are resized, which keeps memory small next to resizing all of MNIST.
+    ``mnist`` holds MNIST's arrays (see ``load_mnist``); the view's
+    ``digit_pool`` says which images its digit_index points into. Only the
+    digits in use are resized, which keeps memory small next to resizing all
+    of MNIST.
     """
     patch = image_size // 4
-    alphas = np.zeros((len(view), patch, patch), dtype=np.float32)
+    digits = np.zeros((len(view), patch, patch), dtype=np.float32)
     rows = np.flatnonzero(view.digit_class != NO_DIGIT)
     if len(rows):
-        alphas[rows] = digits_as_alpha(digit_images[view.digit_index[rows]], patch)
-    return alphas
+        digits[rows] = resize_digits(mnist[f"{view.digit_pool}_images"][view.digit_index[rows]], patch, style)
+    return digits
 
 
 # Transforms and the dataset ------------------------------------------------------------------------------------------
@@ -292,22 +301,19 @@ def train_transform(image_size: int = 224):
     return v2.Compose([v2.RandomResizedCrop(image_size), v2.RandomHorizontalFlip(), v2.PILToTensor()])
 
 
-def paste_digit(image: torch.Tensor, alpha: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """Blend white into the top-left corner of a CHW image, the digit's intensity being the alpha.
+def paste_digit(image: torch.Tensor, digit: np.ndarray | torch.Tensor, style: str) -> torch.Tensor:
+    """A copy of a uint8 CHW image with the digit drawn into its top-left corner (rounded like contamination.paste_digits).
 
-    Works on uint8 (white = 255, rounded like contamination.paste_digits) and
-    float images in [0, 1] (white = 1); returns a new tensor. The alpha must
-    be p x p with p = image size // 4, the top-left patch of the 4 x 4 grid.
+    The digit must be p x p intensities with p = image size // 4, the top-left
+    patch of the 4 x 4 grid; ``style`` is its look.
     """
-    alpha = torch.as_tensor(alpha, dtype=torch.float32)
+    digit = torch.as_tensor(digit, dtype=torch.float32)
     patch = image.shape[-1] // 4
-    if alpha.shape != (patch, patch):
-        raise ValueError(f"the digit alpha is {tuple(alpha.shape)}, expected ({patch}, {patch}) for this image size")
-    white = 255.0 if image.dtype == torch.uint8 else 1.0
-    corner = image[:, :patch, :patch].float()
-    blended = corner * (1 - alpha) + white * alpha
+    if digit.shape != (patch, patch):
+        raise ValueError(f"the digit is {tuple(digit.shape)}, expected ({patch}, {patch}) for this image size")
+    corner = image[:, :patch, :patch].permute(1, 2, 0).float()
     out = image.clone()
-    out[:, :patch, :patch] = blended.round().to(image.dtype) if image.dtype == torch.uint8 else blended
+    out[:, :patch, :patch] = draw_digits(corner, digit, style).round().to(image.dtype).permute(2, 0, 1)
     return out
 
 
@@ -324,18 +330,20 @@ class WadingBirds(Dataset):
         self,
         root: Path,
         view: SplitView,
-        alphas: np.ndarray,
+        digits: np.ndarray,
+        style: str,
         transform: Literal["train", "eval"],
         image_size: int = 224,
         normalise: bool = True,
     ) -> None:
-        if len(alphas) != len(view):
-            raise ValueError(f"{len(alphas)} digit alphas for a split of {len(view)} images (see split_alphas)")
+        if len(digits) != len(view):
+            raise ValueError(f"{len(digits)} digits for a split of {len(view)} images (see split_digits)")
         if transform not in ("train", "eval"):
             raise ValueError(f"unknown transform {transform!r}; expected 'train' or 'eval'")
         self.root = Path(root)
         self.view = view
-        self.alphas = alphas
+        self.digits = digits
+        self.style = style
         self.transform = train_transform(image_size) if transform == "train" else eval_transform(image_size)
         self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -354,7 +362,7 @@ class WadingBirds(Dataset):
         pixels = self.transform(image)
         digit_class = int(self.view.digit_class[index])
         if digit_class != NO_DIGIT:
-            pixels = paste_digit(pixels, self.alphas[index])
+            pixels = paste_digit(pixels, self.digits[index], self.style)
         if self.normalise:
             pixels = (pixels.float() / 255.0 - self.mean) / self.std
         return pixels, int(self.view.labels[index]), digit_class, index

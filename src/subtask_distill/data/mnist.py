@@ -13,8 +13,6 @@ import gzip
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 MNIST_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -112,14 +110,3 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     header = bytes([0, 0, _UBYTE, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     payload = header + array.tobytes()
     path.write_bytes(gzip.compress(payload) if path.suffix == ".gz" else payload)
-
-
-def digits_as_alpha(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 digits (N x h x w) -> float32 alphas (N x size x size) in [0, 1], resized bilinearly.
-
-    The digit's intensity is the alpha of the white strokes pasted onto an
-    image (DESIGN section 2: 28 x 28 digits become 56 x 56 at 224 px).
-    """
-    digits = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)).float().div_(255.0).unsqueeze(1)
-    resized = F.interpolate(digits, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    return resized.squeeze(1).clamp_(0.0, 1.0).numpy()

@@ -17,13 +17,16 @@ from torch.utils.data import DataLoader
 
 from ..io import load_arrays
 from .contamination import NO_DIGIT, SPLITS
-from .imagenet import IMAGENET_MEAN, IMAGENET_STD, SplitView, WadingBirds, load_manifest, split_alphas, split_of
-from .mnist import digits_as_alpha, load_mnist
+from .digits import resize_digits
+from .imagenet import IMAGENET_MEAN, IMAGENET_STD, SplitView, WadingBirds, load_manifest, split_digits, split_of
+from .mnist import load_mnist
 
 
-def decode_images(root: Path, view: SplitView, alphas: np.ndarray, image_size: int, workers: int) -> np.ndarray:
-    """uint8 NHWC images of a split through the evaluation transform, digits pasted, in split order."""
-    dataset = WadingBirds(root, view, alphas, "eval", image_size, normalise=False)
+def decode_images(
+    root: Path, view: SplitView, digits: np.ndarray, style: str, image_size: int, workers: int
+) -> np.ndarray:
+    """uint8 NHWC images of a split through the evaluation transform, digits drawn in, in split order."""
+    dataset = WadingBirds(root, view, digits, style, "eval", image_size, normalise=False)
     loader = DataLoader(dataset, batch_size=64, shuffle=False, num_workers=workers)
     images = [batch.permute(0, 2, 3, 1).numpy() for batch, *_ in loader]
     return np.concatenate(images) if images else np.empty((0, image_size, image_size, 3), np.uint8)
@@ -37,12 +40,12 @@ def split_arrays(
         return load_arrays(splits_path)
     manifest = load_manifest(splits_path)
     mnist = load_mnist(Path(data_cfg["mnist_root"]))
+    style, size = data_cfg["digit"]["style"], data_cfg["image_size"]
     out = {"channel_mean": np.array(IMAGENET_MEAN, np.float32), "channel_std": np.array(IMAGENET_STD, np.float32)}
     for split in which:
         view = split_of(manifest, split, seed)
-        digits = mnist["test_images" if split == "test" else "train_images"]
-        alphas = split_alphas(view, digits, data_cfg["image_size"])
-        out[f"{split}_x"] = decode_images(Path(data_cfg["imagenet_root"]), view, alphas, data_cfg["image_size"], workers)
+        digits = split_digits(view, mnist, size, style)
+        out[f"{split}_x"] = decode_images(Path(data_cfg["imagenet_root"]), view, digits, style, size, workers)
         out[f"{split}_y"] = view.labels
         out[f"{split}_digit"] = view.digit_class
         out[f"{split}_digit_index"] = view.digit_index
@@ -51,29 +54,34 @@ def split_arrays(
     return out
 
 
-def relevance_inputs(data_cfg: dict[str, Any], splits: dict[str, np.ndarray], base_path: Path | None, workers: int = 0):
-    """What occlusion needs beyond the contaminated test images: the clean test images (indexed by
-    ``test_id``) and the test digit pool (alphas at the corner patch's size, with their labels).
+def occlusion_inputs(
+    data_cfg: dict[str, Any], splits: dict[str, np.ndarray], base_path: Path | None, workers: int = 0
+) -> dict[str, np.ndarray]:
+    """What occlusion needs beyond the contaminated test images: the clean test images
+    (``clean_x``, indexed by ``test_id``) and the pool the test digits come from (``digits``
+    at the corner patch's size, ``digits_y`` their labels), from which replacement digits are drawn.
     """
+    pool = data_cfg["digit"]["test_pool"]
     if data_cfg["kind"] == "embedded":
-        return load_arrays(base_path)
+        base = load_arrays(base_path)
+        return {"clean_x": base["test_x"], "digits": base[f"digits_{pool}"], "digits_y": base[f"digits_{pool}_y"]}
     num_classes = len(data_cfg["subtask_classes"])
     mnist = load_mnist(Path(data_cfg["mnist_root"]))
-    keep = mnist["test_labels"] < num_classes
+    keep = mnist[f"{pool}_labels"] < num_classes
+    n = len(splits["test_y"])
     clean_view = SplitView(
         paths=splits["test_path"],
         labels=splits["test_y"],
-        digit_class=np.full(len(splits["test_y"]), NO_DIGIT),
-        digit_index=np.full(len(splits["test_y"]), NO_DIGIT),
+        digit_class=np.full(n, NO_DIGIT),
+        digit_index=np.full(n, NO_DIGIT),
         image_id=splits["test_id"],
     )
     clean = np.empty_like(splits["test_x"])
-    size = data_cfg["image_size"]
-    clean[splits["test_id"]] = decode_images(
-        Path(data_cfg["imagenet_root"]), clean_view, np.zeros((len(clean_view), size // 4, size // 4), np.float32), size, workers
-    )
+    size, style = data_cfg["image_size"], data_cfg["digit"]["style"]
+    no_digits = np.zeros((n, size // 4, size // 4), np.float32)
+    clean[splits["test_id"]] = decode_images(Path(data_cfg["imagenet_root"]), clean_view, no_digits, style, size, workers)
     return {
-        "test_x": clean,
-        "digits_test": digits_as_alpha(mnist["test_images"][keep], size // 4),
-        "digits_test_y": mnist["test_labels"][keep],
+        "clean_x": clean,
+        "digits": resize_digits(mnist[f"{pool}_images"][keep], size // 4, style),
+        "digits_y": mnist[f"{pool}_labels"][keep],
     }

@@ -1,7 +1,7 @@
 """Procedural texture images: the embedded stand-in for ImageNet.
 
 Each image is a noisy two-colour gradient with thin clutter lines and one
-ellipse filled with a class-specific two-colour texture (DESIGN section 2).
+ellipse filled with a class-specific two-colour texture.
 Classes 0-3 are stripes at 0/45/90/135 degrees, so images must never be
 flipped: a horizontal flip turns class 1 into class 3.
 
@@ -42,10 +42,10 @@ _CHUNK = 256
 class TextureStyle:
     """Geometry of the images, in pixels of a 32-px image (scaled to other sizes).
 
-    Defaults follow DESIGN section 2 except the object radius: its "7-11 px"
-    reads as pixels of the 2x drawing. At 7-11 px of the 32-px image the
-    texture is so easy that output-only KD keeps 92% at rho = 1; 4-6.5 px
-    reproduces the prototype's figures (README, "The embedded benchmark").
+    Defaults follow the prototype of the embedded benchmark except the object
+    radius: its "7-11 px" reads as pixels of the 2x drawing. At 7-11 px of the
+    32-px image the texture is so easy that output-only KD keeps 92% at
+    rho = 1; 4-6.5 px reproduces the prototype's figures (README, "The embedded benchmark").
     The config's ``data.texture`` overrides any of these.
     """
 

@@ -1,20 +1,32 @@
 """SubDistill (Chormai et al. 2026): distil the teacher's task-relevant subspace.
 
 Teacher target: U^T (a_T - mu_T) at every position, U the fitted subspace (see
-``subspace.py``). Student: each channel centred as batch norm would, without
-dividing by the variance and without affine parameters, then a learnable
-orthogonal K x K rotation V (the Cayley map of a skew-symmetric matrix, which
-costs one solve per step where the matrix exponential costs several products;
-both give rotations only, det V = +1, so V cannot flip one axis, which is why
-U's signs are fixed at fitting time). Loss: the squared error
-summed over the K channels, averaged over positions and batch, divided by
-sum_k s_k.
+``subspace.py``). Student: each channel normalised without affine parameters,
+then a learnable orthogonal K x K matrix V. Loss: the squared error summed over
+the K channels, averaged over positions and batch, divided by sum_k s_k.
+
+Options (``methods.subdistill`` in the config), each with the authors' code
+first and the paper's text or this project's earlier choice second:
+
+- ``student_scaling``: ``standardise`` divides each centred channel by its
+  batch standard deviation in training (the authors' ``Centering2D`` calls
+  ``F.batch_norm`` in training mode, which does) and only centres in
+  evaluation; ``centre`` only centres (the paper's Eq. 5). Centring uses the
+  batch mean in training and a running mean in evaluation.
+- ``rotation_init``: ``random`` starts V at a random orthogonal matrix
+  (PyTorch's orthogonal parametrisation of a freshly initialised linear map;
+  its determinant is +1 or -1); ``identity`` starts it at the identity.
+- ``orthogonal_map``: ``matrix_exp`` (PyTorch's default for square maps) or
+  ``cayley`` (one linear solve per step instead of several products). Both
+  keep V's determinant, which is why U's signs are fixed at fitting time.
 
 ``subdistill_pca`` is the same loss on a plain PCA subspace (M = S_a), an
 ablation beyond the paper.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -28,21 +40,32 @@ from ..subspace import LayerSubspace
 from .registry import LayerLoss, Shape, register_method
 
 
-class MeanCentering(nn.Module):
-    """Subtract the per-channel mean: the batch mean in training, a running mean in evaluation."""
+class StudentNormalisation(nn.Module):
+    """Centre each channel, and with ``standardise`` also divide it by its batch standard deviation in training.
 
-    def __init__(self, channels: int, momentum: float = 0.1):
+    Training uses the batch statistics (mean and biased variance over batch and
+    positions, as batch norm) and updates a running mean; evaluation subtracts
+    the running mean only.
+    """
+
+    def __init__(self, channels: int, standardise: bool, momentum: float = 0.1, eps: float = 1e-5):
         super().__init__()
+        self.standardise = standardise
         self.momentum = momentum
+        self.eps = eps
         self.register_buffer("running_mean", torch.zeros(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            mean = x.mean(dim=(0, 2, 3))
-            self.update(mean)
-        else:
-            mean = self.running_mean
-        return x - mean.view(1, -1, 1, 1)
+        if not self.training:
+            return x - self.running_mean.view(1, -1, 1, 1)
+        x = x.to(torch.promote_types(x.dtype, torch.float32))  # batch statistics in at least float32
+        mean = x.mean(dim=(0, 2, 3))
+        self.update(mean)
+        centred = x - mean.view(1, -1, 1, 1)
+        if not self.standardise:
+            return centred
+        variance = centred.square().mean(dim=(0, 2, 3))
+        return centred * torch.rsqrt(variance + self.eps).view(1, -1, 1, 1)
 
     @torch.no_grad()
     def update(self, batch_mean: torch.Tensor) -> None:
@@ -115,15 +138,27 @@ class RotatedCentredError(torch.autograd.Function):
         return grad_student.to(student_dtype), None, grad_rotation.to(rotation_dtype)
 
 
-def identity_rotation(size: int) -> nn.Module:
-    linear = nn.Linear(size, size, bias=False)
-    with torch.no_grad():
-        linear.weight.copy_(torch.eye(size))
-    return orthogonal(linear, orthogonal_map="cayley")
+def orthogonal_matrix(size: int, init: str, orthogonal_map: str) -> nn.Module:
+    """A learnable orthogonal size x size matrix (its ``weight``), starting at a random one or the identity."""
+    linear = nn.Linear(size, size, bias=False)  # a random init, made orthogonal by the parametrisation
+    if init == "identity":
+        with torch.no_grad():
+            linear.weight.copy_(torch.eye(size))
+    elif init != "random":
+        raise ValueError(f"rotation_init must be random or identity, got {init!r}")
+    return orthogonal(linear, orthogonal_map=orthogonal_map)
 
 
 class SubDistillLoss(LayerLoss):
-    def __init__(self, teacher_shape: Shape, student_shape: Shape, subspace: LayerSubspace):
+    def __init__(
+        self,
+        teacher_shape: Shape,
+        student_shape: Shape,
+        subspace: LayerSubspace,
+        student_scaling: Literal["standardise", "centre"] = "standardise",
+        rotation_init: Literal["random", "identity"] = "random",
+        orthogonal_map: Literal["matrix_exp", "cayley"] = "matrix_exp",
+    ):
         super().__init__(teacher_shape, student_shape)
         c_t, k = teacher_shape[0], student_shape[0]
         if tuple(subspace.basis.shape) != (c_t, k):
@@ -134,8 +169,10 @@ class SubDistillLoss(LayerLoss):
         self.register_buffer("basis", subspace.basis.clone())
         self.register_buffer("mean", subspace.mean.clone())
         self.register_buffer("variance_sum", subspace.variance.sum().clone())
-        self.centering = MeanCentering(k)
-        self.rotation = identity_rotation(k)
+        if student_scaling not in ("standardise", "centre"):
+            raise ValueError(f"student_scaling must be standardise or centre, got {student_scaling!r}")
+        self.normalisation = StudentNormalisation(k, standardise=student_scaling == "standardise")
+        self.rotation = orthogonal_matrix(k, rotation_init, orthogonal_map)
 
     @torch.no_grad()
     def teacher_target(self, teacher_feature: torch.Tensor) -> torch.Tensor:
@@ -148,12 +185,14 @@ class SubDistillLoss(LayerLoss):
     def forward(self, student_feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         n, k, h, w = student_feature.shape
         rotation = self.rotation.weight
-        if self.training:
+        # The fused expansion needs ||V c|| = ||s - m||, true for centring only; standardising runs the formula.
+        if self.training and not self.normalisation.standardise:
             error, batch_mean = RotatedCentredError.apply(student_feature, target, rotation)
-            self.centering.update(batch_mean)
+            self.normalisation.update(batch_mean)
         else:
-            rotated = torch.einsum("kj,njhw->nkhw", rotation, self.centering(student_feature))
-            error = (rotated - target).square().sum()
+            rotated = torch.einsum("kj,njhw->nkhw", rotation, self.normalisation(student_feature))
+            difference = rotated - target
+            error = difference.to(torch.promote_types(difference.dtype, torch.float32)).square().sum()
         return error / (n * h * w) / self.variance_sum
 
 

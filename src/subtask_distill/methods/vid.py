@@ -1,8 +1,19 @@
 """Variational information distillation (Ahn et al. 2019).
 
-A 1x1-conv regressor predicts the teacher's activations from the student's,
-with a learned per-channel variance; the loss is the Gaussian negative log
-likelihood (without its constant).
+A regressor of three 1x1 convolutions (student to teacher channels, ReLU
+between them) predicts the teacher's activations from the student's; the
+loss is the Gaussian negative log likelihood (without its constant) with a
+per-channel variance sigma^2 = softplus(alpha) + 1e-5 that starts at 5.
+
+Options (``methods.vid`` in the config), the authors' code first:
+
+- ``bias``: whether the regressor's convolutions have biases (false in the
+  authors' code, RepDistiller and torchdistill).
+- ``learn_variance``: false keeps the variance at 5 for the whole training.
+  The authors' code meant to learn it, but on a GPU its
+  ``nn.Parameter(...).to(device)`` returns a plain tensor that is never
+  registered, so their published VID numbers come from a fixed variance; true
+  learns it, as the VID paper specifies.
 """
 
 from __future__ import annotations
@@ -20,17 +31,24 @@ _MIN_VARIANCE = 1e-5
 
 
 class VIDLoss(LayerLoss):
-    def __init__(self, teacher_shape: Shape, student_shape: Shape):
+    def __init__(self, teacher_shape: Shape, student_shape: Shape, bias: bool = False, learn_variance: bool = False):
         super().__init__(teacher_shape, student_shape)
         c_t, c_s = teacher_shape[0], student_shape[0]
-        # Three 1x1 convolutions, written as linear maps over channels-last features
+        # The three 1x1 convolutions, written as linear maps over channels-last features
         # (the same function, about 1.5x faster on CPU).
         self.regressor = nn.Sequential(
-            nn.Linear(c_s, c_t), nn.ReLU(inplace=True), nn.Linear(c_t, c_t), nn.ReLU(inplace=True), nn.Linear(c_t, c_t)
+            nn.Linear(c_s, c_t, bias=bias),
+            nn.ReLU(inplace=True),
+            nn.Linear(c_t, c_t, bias=bias),
+            nn.ReLU(inplace=True),
+            nn.Linear(c_t, c_t, bias=bias),
         )
         # softplus(alpha) + eps = 5 at initialisation.
-        alpha = math.log(math.expm1(_INITIAL_VARIANCE - _MIN_VARIANCE))
-        self.alpha = nn.Parameter(torch.full((c_t,), alpha))
+        alpha = torch.full((c_t,), math.log(math.expm1(_INITIAL_VARIANCE - _MIN_VARIANCE)))
+        if learn_variance:
+            self.alpha = nn.Parameter(alpha)
+        else:
+            self.register_buffer("alpha", alpha)
 
     def variance(self) -> torch.Tensor:
         return F.softplus(self.alpha) + _MIN_VARIANCE

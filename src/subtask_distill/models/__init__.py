@@ -12,7 +12,7 @@ from .registry import create_model, list_models, register_model
 from .subtask import SubtaskHead
 
 for _module in sorted(m.name for m in pkgutil.iter_modules(__path__)):
-    if _module not in ("registry", "subtask", "taps"):
+    if _module not in ("registry", "subtask", "taps", "layer_check"):
         importlib.import_module(f"{__name__}.{_module}")
 
 __all__ = ["SubtaskHead", "create_model", "list_models", "register_model"]

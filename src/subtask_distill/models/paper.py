@@ -37,18 +37,34 @@ class ResNetS(nn.Module):
     """torchvision's ResNet topology with custom stage widths (ResNet18-S: 32, 32, 32, 24).
 
     Module names match torchvision's (conv1, bn1, layer1..layer4, fc), so the
-    same layer names tap teacher and student.
+    same layer names tap teacher and student. ``stem_width``: channels of the
+    7x7 stem (64, torchvision's, as the authors' code keeps it; layer1's first
+    block then has a 1x1 downsample to its width), or None for the first
+    stage's width. ``init``: ``torch_default`` keeps PyTorch's default
+    initialisation of every module, as the authors' rebuilt modules do;
+    ``kaiming`` re-draws the convolutions as torchvision's ResNet does
+    (normal, fan-out).
     """
 
-    def __init__(self, widths=(32, 32, 32, 24), blocks=(2, 2, 2, 2), num_classes: int = 5):
+    def __init__(
+        self,
+        widths=(32, 32, 32, 24),
+        blocks=(2, 2, 2, 2),
+        num_classes: int = 5,
+        stem_width: int | None = 64,
+        init: str = "torch_default",
+    ):
         super().__init__()
         from torchvision.models.resnet import BasicBlock, conv1x1
 
-        self.conv1 = nn.Conv2d(3, widths[0], kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(widths[0])
+        if init not in ("torch_default", "kaiming"):
+            raise ValueError(f"init must be torch_default or kaiming, got {init!r}")
+        stem = widths[0] if stem_width is None else stem_width
+        self.conv1 = nn.Conv2d(3, stem, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(stem)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        c_in = widths[0]
+        c_in = stem
         for index, (width, count, stride) in enumerate(zip(widths, blocks, (1, 2, 2, 2)), start=1):
             downsample = None
             if stride != 1 or c_in != width:
@@ -59,9 +75,10 @@ class ResNetS(nn.Module):
             c_in = width
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(c_in, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+        if init == "kaiming":
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d):
+                    nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -70,8 +87,10 @@ class ResNetS(nn.Module):
 
 
 @register_model("resnet18s")
-def resnet18s(num_classes: int = 5, widths=(32, 32, 32, 24), **kwargs) -> nn.Module:
-    return ResNetS(widths=tuple(widths), num_classes=num_classes, **kwargs)
+def resnet18s(
+    num_classes: int = 5, widths=(32, 32, 32, 24), stem_width: int | None = 64, init: str = "torch_default"
+) -> nn.Module:
+    return ResNetS(widths=tuple(widths), num_classes=num_classes, stem_width=stem_width, init=init)
 
 
 def _timm(name: str, num_classes: int, **kwargs) -> nn.Module:
@@ -87,6 +106,6 @@ def mobilenetv4_conv_small(num_classes: int = 5, **kwargs) -> nn.Module:
 
 @register_model("efficientformerv2_s0")
 def efficientformerv2_s0(num_classes: int = 5, **kwargs) -> nn.Module:
-    # One classification head: the distillation head only matters for DeiT-style training.
-    kwargs.setdefault("distillation", False)
+    # timm's default, distillation=True, as the authors built it: two heads on the pooled features, whose
+    # logits are averaged (the second head is only trained apart in DeiT-style distilled training).
     return _timm("efficientformerv2_s0", num_classes, **kwargs)

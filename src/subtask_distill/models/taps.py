@@ -68,6 +68,9 @@ class FeatureTaps:
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         self._outputs.clear()
         output = self.model(x)
+        skipped = [name for name in self.layer_names if name not in self._outputs]
+        if skipped:
+            raise KeyError(f"layer(s) {skipped} of {type(self.model).__name__} are not run by its forward pass")
         features = [as_feature_map(self._outputs[name]) for name in self.layer_names]
         self._outputs.clear()
         return output, features

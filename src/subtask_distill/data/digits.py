@@ -1,0 +1,55 @@
+"""How the digit looks in the top-left patch (``data.digit.style``).
+
+- ``opaque``: the digit image replaces the patch: a grey-level square, black
+  background and white strokes, whatever the photo beneath. The authors' code
+  (``mnist_corner``) converts the 28 x 28 MNIST image to RGBA with full
+  opacity, resizes it to 56 x 56 with PIL's bicubic filter and pastes it over
+  the corner.
+- ``strokes``: the digit's intensity is the opacity of white blended into the
+  photo, which shows through the digit's background.
+
+A digit is held as intensities in [0, 1] at the size of the patch (p x p,
+p = image size / 4, the top-left cell of the 4 x 4 grid).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+STYLES = ("opaque", "strokes")
+
+
+def resize_digits(images: np.ndarray, size: int, style: str) -> np.ndarray:
+    """uint8 digits (N x h x w) -> float32 intensities (N x size x size) in [0, 1].
+
+    ``opaque`` resizes as the authors' code does (PIL bicubic, so the square
+    matches theirs pixel for pixel); ``strokes`` with antialiased bilinear
+    interpolation, which keeps thin strokes from ringing.
+    """
+    images = np.ascontiguousarray(images, dtype=np.uint8)
+    if style == "opaque":
+        resized = [np.asarray(Image.fromarray(image, "L").resize((size, size), Image.BICUBIC)) for image in images]
+        out = np.stack(resized) if resized else np.empty((0, size, size), np.uint8)
+        return out.astype(np.float32) / 255.0
+    if style == "strokes":
+        digits = torch.from_numpy(images).float().div_(255.0).unsqueeze(1)
+        resized = F.interpolate(digits, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return resized.squeeze(1).clamp_(0.0, 1.0).numpy()
+    raise ValueError(f"unknown digit style {style!r}; expected one of {STYLES}")
+
+
+def draw_digits(corners, digits, style: str):
+    """Corner patches (... x p x p x channels, 0-255 as floats) with the digits (... x p x p) drawn in.
+
+    Works on NumPy arrays and torch tensors alike; rounding to bytes is left
+    to the caller.
+    """
+    alpha = digits[..., None]
+    if style == "opaque":
+        return 255.0 * alpha + 0.0 * corners  # the photo beneath is discarded
+    if style == "strokes":
+        return corners * (1 - alpha) + 255.0 * alpha
+    raise ValueError(f"unknown digit style {style!r}; expected one of {STYLES}")
