@@ -42,8 +42,9 @@ fidelity: $(STAMP)
 	done
 	for variant in $(FIDELITY_VARIANTS); do echo "== $$variant"; cat results/fidelity_$$variant/table1.md; done
 
-## lint: Snakemake's linter and snakefmt's check
+## lint: Snakemake's linter, snakefmt's check and ruff (pyflakes, import order)
 lint: $(STAMP)
+	$(BIN)/ruff check src scripts benchmarks tests
 	$(BIN)/snakemake --lint
 	$(BIN)/snakefmt --check Snakefile rules/
 

@@ -1,8 +1,20 @@
 # Subtask knowledge distillation under spurious correlation.
 # Configuration, validation and includes live here; each stage is a file in rules/.
+import sys
+from pathlib import Path
+
 from snakemake.utils import min_version
 
 min_version("9.0")
+
+# The workflow's own package, from this checkout: for Snakemake here, and for every job (also in
+# an environment built by --sdm conda, which does not install it).
+SRC = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(SRC))
+# (Braces doubled twice: once for this f-string, once for Snakemake's own formatting.)
+shell.prefix(
+    f'set -euo pipefail; export PYTHONPATH="{SRC}${{{{PYTHONPATH:+:$PYTHONPATH}}}}"; '
+)
 
 
 # The embedded study by default. A study given with --configfile replaces it rather than being

@@ -5,8 +5,9 @@
   (b) online: distillation with the frozen teacher run on every batch;
   (c) cached: distillation with the teacher's outputs looked up (fixed inputs).
 
-Every mode runs the training loop's own step (``train.training_step``) with the
-config's batch size, autocast and memory format, on random images of the
+Every mode builds the run with the training job's own factory
+(``build_distiller``) and runs the training loop's own step and optimiser with
+the config's batch size, autocast and memory format, on random images of the
 pair's size and randomly initialised networks (speed does not depend on the
 weights). Prints images per second (the best of --repeats timed windows; the
 three modes take turns, so a slow spell of a shared machine hits each alike), the
@@ -23,6 +24,7 @@ arithmetic sets, which only extra work more efficient per FLOP can pass.
 from __future__ import annotations
 
 import argparse
+import copy
 import resource
 import time
 from dataclasses import dataclass
@@ -34,15 +36,16 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from subtask_distill.config import load_config
-from subtask_distill.methods import get_method
-from subtask_distill.models import SubtaskHead, create_model
+from subtask_distill.methods.subspace import LayerSubspace
+from subtask_distill.models import SubtaskHead
+from subtask_distill.models.build import build_network
 from subtask_distill.models.taps import FeatureTaps
-from subtask_distill.objective import TeacherOutputs, build_objective
-from subtask_distill.optim import AdamW
 from subtask_distill.runtime import autocast_context, configure_threads, memory_format, select_device
-from subtask_distill.subspace import LayerSubspace
-from subtask_distill.teacher_outputs import CachedTeacher, OnlineTeacher, layer_targets, teacher_features
-from subtask_distill.train import training_step
+from subtask_distill.study import Run
+from subtask_distill.training.factory import RunInputs, build_distiller
+from subtask_distill.training.loop import make_optimizer, training_step
+from subtask_distill.training.objective import TeacherOutputs
+from subtask_distill.training.teacher_source import CachedTeacher
 
 
 class LabelLoss(nn.Module):
@@ -78,41 +81,46 @@ class Measurement:
     flops_per_image: float
 
 
+def synthetic_inputs(config: dict, pair_name: str, pool: torch.Tensor, device: torch.device) -> RunInputs:
+    """A run's inputs made here: a randomly initialised teacher, its logits on ``pool``, random subspaces."""
+    pair, classes = config["pairs"][pair_name], config["data"]["subtask_classes"]
+    teacher_net = build_network(pair["teacher"], num_classes=pair["teacher"].get("num_classes") or len(classes))
+    teacher = SubtaskHead(teacher_net, classes).to(device).eval().requires_grad_(False)
+    example = pool[:1]
+    teacher_taps = FeatureTaps(teacher, pair["teacher"]["layers"], named_in=teacher.model)
+    teacher_shapes = teacher_taps.shapes(example)
+    teacher_taps.remove()
+    student = build_network(pair["student"], num_classes=len(classes)).to(device)
+    student_shapes = FeatureTaps(student, pair["student"]["layers"]).shapes(example)
+    with torch.no_grad():
+        logits = torch.cat([teacher(pool[i : i + 64]).float() for i in range(0, len(pool), 64)])
+    labels = torch.zeros(len(pool), dtype=torch.long, device=device)
+    return RunInputs(val_x=example, val_y=labels[:1], test_x=example, test_y=labels[:1], train_x=pool,
+                     teacher_logits=logits, teacher=teacher, subspaces=random_subspaces(teacher_shapes, student_shapes))
+
+
 def measure(mode: str, config: dict, pair_name: str, method_name: str, device: torch.device, args) -> Measurement:
     """Speed over one timed window, peak memory and floating-point work of ``mode`` (bare, online or cached)."""
     torch.manual_seed(0)
     pair, training = config["pairs"][pair_name], config["training"]
-    size, batch, classes = config["data"]["image_size"], args.batch_size or training["batch_size"], len(config["data"]["subtask_classes"])
+    size, batch, classes = config["data"]["image_size"], training["batch_size"], len(config["data"]["subtask_classes"])
     layout = memory_format(training["channels_last"], device)
     autocast = autocast_context(training["mixed_precision"], device)
     pool = torch.randn(batch * args.pool_batches, 3, size, size, device=device)
-    student = create_model(pair["student"]["arch"], num_classes=classes).to(device=device, memory_format=layout)
 
     if mode == "bare":
+        student = build_network(pair["student"], num_classes=classes).to(device)
         objective: nn.Module = LabelLoss()
-        labels = torch.randint(0, classes, (len(pool),), device=device)
-        source = CachedTeacher(TeacherOutputs(labels), device)
+        source = CachedTeacher(TeacherOutputs(torch.randint(0, classes, (len(pool),), device=device)), device)
     else:
-        method = get_method(method_name)
-        teacher_net = create_model(pair["teacher"]["arch"], num_classes=pair["teacher"]["num_classes"])
-        teacher = SubtaskHead(teacher_net, list(range(classes))).to(device=device, memory_format=layout).eval()
-        taps = FeatureTaps(teacher, pair["teacher"]["layers"] if method.uses_layers else [], named_in=teacher.model)
-        student_taps = FeatureTaps(student, pair["student"]["layers"]) if method.uses_layers else None
-        example = pool[:1]
-        teacher_shapes = taps.shapes(example)
-        subspaces = random_subspaces(teacher_shapes, student_taps.shapes(example)) if method.subspace else None
-        objective = build_objective(method, config["methods"][method_name], training["temperature"], 1.0,
-                                    student_taps, teacher_shapes, subspaces, example).to(device)
-        if mode == "online":
-            source = OnlineTeacher(taps, objective, autocast)
-        else:
-            with torch.no_grad(), autocast():
-                logits = torch.cat([taps(pool[i : i + batch])[0].float() for i in range(0, len(pool), batch)])
-            targets = layer_targets(objective, teacher_features(taps, pool, objective.sizes, device, batch)) if method.uses_layers else []
-            source = CachedTeacher(TeacherOutputs(logits, objective.held_targets(targets, layout)), device)
-            taps.remove()
-
-    optimizer = AdamW(list(student.parameters()) + list(objective.parameters()), lr=1e-3)
+        config = copy.deepcopy(config)
+        config["training"]["teacher_outputs"] = mode
+        inputs = synthetic_inputs(config, pair_name, pool, device)
+        # The run's own wiring, as the training job builds it.
+        distiller = build_distiller(config, Run(pair_name, method_name, "1", "1", 0), inputs, device)
+        student, objective, source = distiller.student, distiller.objective, distiller.data.teacher
+    student.to(memory_format=layout)
+    optimizer = make_optimizer(list(student.parameters()) + list(objective.parameters()), training, device)
     generator = torch.Generator().manual_seed(0)
 
     def steps(count: int) -> None:
@@ -154,11 +162,13 @@ def main() -> None:
 
     configure_threads(args.threads)
     config = load_config(args.config)
+    if args.batch_size:
+        config["training"]["batch_size"] = args.batch_size
     if args.pair not in config["pairs"]:
         parser.error(f"--pair {args.pair!r} is not in {args.config} ({', '.join(config['pairs'])})")
     device = select_device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu, {args.threads} thread(s)"
-    print(f"pair {args.pair}, batch {args.batch_size or config['training']['batch_size']}, device {name}, "
+    print(f"pair {args.pair}, batch {config['training']['batch_size']}, device {name}, "
           f"mixed_precision {config['training']['mixed_precision']}, channels_last {config['training']['channels_last']}")
     measure("bare", config, args.pair, "kd", device, args)  # process warm-up (allocator, kernel choice): not reported
     print(f"{'method':<12} {'bare img/s':>10} {'online':>10} {'cached':>10} {'c/a':>6} {'c/b':>6}"

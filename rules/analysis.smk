@@ -68,7 +68,6 @@ rule analyse_student:
 
 rule relevance_table:
     input:
-        table=rules.table.output.csv,
         teachers=expand(teacher_analysis_file(), pair=PAIRS),
         analyses=lambda w: [
             f"{RESULTS}/{run.path}/analysis.npz" for run in chosen_runs()
@@ -93,5 +92,5 @@ rule relevance_table:
         runs=lambda w: [f"{RESULTS}/{run.path}" for run in chosen_runs()],
         script=SCRIPTS / "relevance_table.py",
     shell:
-        "python {params.script} --table {input.table} --teacher-analysis {input.teachers}"
+        "python {params.script} --teacher-analysis {input.teachers}"
         " --runs {params.runs} --out {output} > {log} 2>&1"

@@ -4,20 +4,18 @@ import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from subtask_distill.config import check_layers, check_semantics, is_pretrained
+from subtask_distill.config import check_layers, is_pretrained, validate_config
 from subtask_distill.data.checks import data_root_problems
 from subtask_distill.methods import get_method
 from subtask_distill.study import format_number, runs
-from subtask_distill.subspace import SUBSPACE_KINDS
-from subtask_distill.table import at_chosen_lambda, chosen_lambdas, read_table_csv
-from subtask_distill.teacher_outputs import resolve_mode
+from subtask_distill.methods.subspace import SUBSPACE_KINDS
+from subtask_distill.reporting.table import chosen_runs as table_cells, read_table_csv
+from subtask_distill.training.teacher_source import resolve_mode
 
-# Schema first (types, ranges, unknown keys), then registry and cross-key checks, then the
-# pairs' layers against their architectures (built on the meta device, no weights).
-validate(config, "../schemas/config.schema.yaml")
-check_semantics(config)
+# The schema (types, ranges, unknown keys, defaults filled in), registry and cross-key checks, then
+# the pairs' layers against their architectures: one line per problem, naming the key.
+config.update(validate_config(config))
 check_layers(config)
 
 RESULTS = f"results/{config['study']}"
@@ -200,12 +198,12 @@ def chosen_runs(pair=None):
     a third of the grid at the paper's 5 lambdas.
     """
     table = Path(checkpoints.table.get().output.csv).read_text()
-    chosen = chosen_lambdas(read_table_csv(table))
+    cells = table_cells(read_table_csv(table))
     return [
         run
         for run in RUNS
         if pair in (None, run.pair)
-        and at_chosen_lambda(chosen, run.pair, run.rho, run.method, run.lam)
+        and (run.pair, run.method, run.rho, run.lam) in cells
     ]
 
 

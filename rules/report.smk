@@ -4,7 +4,6 @@
 
 rule plot_figures:
     input:
-        table=rules.table.output.csv,
         teacher=teacher_analysis_file(),
         analyses=lambda w: [
             f"{RESULTS}/{run.path}/analysis.npz" for run in chosen_runs(w.pair)
@@ -41,7 +40,7 @@ rule plot_figures:
         runs=lambda w: [f"{RESULTS}/{run.path}" for run in chosen_runs(w.pair)],
         script=SCRIPTS / "plot_figures.py",
     shell:
-        "python {params.script} --pair {wildcards.pair} --table {input.table}"
+        "python {params.script} --pair {wildcards.pair}"
         " --teacher-analysis {input.teacher} --runs {params.runs} --settings {params.settings:q}"
         " --tsne {output.tsne} --heatmaps {output.heatmaps} --scatter {output.scatter}"
         " --threads {threads} > {log} 2>&1"

@@ -11,19 +11,19 @@ import numpy as np
 import torch
 
 from subtask_distill import cli
-from subtask_distill.analysis import analyse
+from subtask_distill.analysis.features import analyse
 from subtask_distill.data.sources import occlusion_inputs, split_arrays
 from subtask_distill.io import save_arrays
+from subtask_distill.models.build import build_network, load_subtask_teacher
 from subtask_distill.runtime import select_device
-from subtask_distill.teacher import build_network, load_subtask_teacher
 
 
 def main() -> None:
     p = cli.parser(__doc__)
     p.add_argument("--pair", required=True)
     p.add_argument("--role", choices=("teacher", "student"), required=True)
-    p.add_argument("--rho", type=float, help="the rho a student was trained at (recorded in the output)")
-    p.add_argument("--scored-rho", type=float, required=True, help="rho of --splits: the images every model is scored on")
+    p.add_argument("--rho", type=cli.grid_value, help="the rho a student was trained at (recorded in the output)")
+    p.add_argument("--scored-rho", type=cli.grid_value, required=True, help="rho of --splits: the images every model is scored on")
     p.add_argument("--seed", type=int, default=0, help="seed of the splits (the test split is the same for every seed)")
     p.add_argument("--checkpoint", type=Path, required=True, help="teacher.pt or a run's student.pt")
     p.add_argument("--splits", type=Path, required=True, help="split (embedded) or manifest (ImageNet) .npz of --scored-rho")
@@ -54,7 +54,7 @@ def main() -> None:
         extra["images"] = splits["test_x"][result["relevance_images"]]
     save_arrays(args.out, {**result, **extra})
     log.info(
-        "%s: features %s, relevance on %d images of rho %g, mean |R| on the digit patch %.3f vs other patches %.3f",
+        "%s: features %s, relevance on %d images of rho %s, mean |R| on the digit patch %.3f vs other patches %.3f",
         args.role, result["features"].shape, len(result["relevance"]), args.scored_rho,
         float(np.abs(result["relevance"][:, 0]).mean()), float(np.abs(result["relevance"][:, 1:]).mean()),
     )

@@ -5,10 +5,10 @@ import time
 from pathlib import Path
 
 from subtask_distill import cli
-from subtask_distill.distill import fit_pair_subspaces
 from subtask_distill.io import write_json
+from subtask_distill.methods.subspace import SUBSPACE_KINDS
 from subtask_distill.runtime import select_device
-from subtask_distill.subspace import SUBSPACE_KINDS
+from subtask_distill.training.jobs import fit_pair_subspaces
 
 
 def main() -> None:

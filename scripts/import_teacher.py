@@ -9,11 +9,10 @@ import time
 from pathlib import Path
 
 from subtask_distill import cli
-from subtask_distill.io import write_json
+from subtask_distill.io import file_digest, write_json
+from subtask_distill.models.build import save_checkpoint
 from subtask_distill.models.pretrained import load_pretrained_teacher, weight_file, weight_source
 from subtask_distill.provenance import provenance
-from subtask_distill.teacher import save_checkpoint
-from subtask_distill.teacher_outputs import file_digest
 
 
 def main() -> None:

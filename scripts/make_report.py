@@ -7,7 +7,7 @@ from pathlib import Path
 
 from subtask_distill.io import read_json, write_text
 from subtask_distill.provenance import provenance
-from subtask_distill.report import benchmark_summary, build_report
+from subtask_distill.reporting.report import benchmark_summary, build_report
 from subtask_distill.runtime import setup_logging
 
 

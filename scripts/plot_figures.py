@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from subtask_distill.figures import Panel, heatmap_figure, scatter_figure, tsne_figure
 from subtask_distill.io import atomic_path, load_arrays
 from subtask_distill.methods import get_method
+from subtask_distill.reporting.figures import Panel, heatmap_figure, scatter_figure, tsne_figure
+from subtask_distill.reporting.summary import group_chosen_runs, load_runs, mean_student_relevance, teacher_analyses
 from subtask_distill.runtime import setup_logging
-from subtask_distill.summary import load_runs, mean_student_relevance, runs_at_lambda_star, teacher_analyses
-from subtask_distill.table import read_table_csv
+from subtask_distill.study import format_number
 
 
 def save(figure, path: Path, dpi: int) -> None:
@@ -33,9 +33,8 @@ def example_rows(teacher: dict, count: int) -> np.ndarray:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--pair", required=True)
-    p.add_argument("--table", type=Path, required=True, help="table1.csv (gives lambda*)")
     p.add_argument("--teacher-analysis", type=Path, required=True, help="the teacher's analysis file")
-    p.add_argument("--runs", type=Path, nargs="+", required=True, help="run folders of this pair")
+    p.add_argument("--runs", type=Path, nargs="+", required=True, help="folders of this pair's runs at lambda*")
     p.add_argument("--settings", required=True, help="the config's plots section, as JSON")
     p.add_argument("--tsne", type=Path, required=True)
     p.add_argument("--heatmaps", type=Path, required=True)
@@ -50,10 +49,10 @@ def main() -> None:
 def plot(args: argparse.Namespace, log) -> None:
     settings = json.loads(args.settings)
 
-    chosen = runs_at_lambda_star(load_runs(args.runs), read_table_csv(args.table.read_text()))
+    chosen = group_chosen_runs(load_runs(args.runs))
     teacher = teacher_analyses([args.teacher_analysis])[args.pair]
-    scored = float(teacher["scored_rho"])
-    rhos = sorted({rho for pair, rho, _ in chosen if pair == args.pair})
+    scored = format_number(teacher["scored_rho"])
+    rhos = sorted({rho for pair, rho, _ in chosen if pair == args.pair}, key=float)
     methods = list(dict.fromkeys(method for pair, _, method in chosen if pair == args.pair))
     names = {m: get_method(m).display_name for m in methods}
 
@@ -66,11 +65,11 @@ def plot(args: argparse.Namespace, log) -> None:
         best = chosen[(args.pair, top, method)][0]
         features = load_arrays(best["dir"] / "analysis.npz")["features"]
         panels.append(
-            Panel(f"{names[method]} (λ={best['lambda']:g}, seed {best['seed']})", features, teacher["labels"], teacher["digits"])
+            Panel(f"{names[method]} (λ={best['lambda']}, seed {best['seed']})", features, teacher["labels"], teacher["digits"])
         )
     started = time.perf_counter()
-    save(tsne_figure(panels, settings, f"{args.pair}, trained and tested at rho = {top:g}"), args.tsne, settings["dpi"])
-    log.info("t-SNE of %d panels (rho = %g): %s, %.1fs", len(panels), top, args.tsne, time.perf_counter() - started)
+    save(tsne_figure(panels, settings, f"{args.pair}, trained and tested at rho = {top}"), args.tsne, settings["dpi"])
+    log.info("t-SNE of %d panels (rho = %s): %s, %.1fs", len(panels), top, args.tsne, time.perf_counter() - started)
 
     # As the paper's Fig. 3: the students trained at the smallest and at the largest rho, on the same images.
     shown = [m for m in settings["heatmap_methods"] if m in methods]
@@ -78,14 +77,14 @@ def plot(args: argparse.Namespace, log) -> None:
     maps = {"Teacher": teacher["relevance"][examples]}
     for method in shown:
         for rho in sorted({rhos[0], top}):
-            maps[f"{names[method]}, trained at rho={rho:g}"] = relevance(rho, method)[examples]
+            maps[f"{names[method]}, trained at rho={rho}"] = relevance(rho, method)[examples]
     labels = [f"y={teacher['labels'][image]} d={teacher['digits'][image]}" for image in teacher["relevance_images"][examples]]
-    title = f"{args.pair}: occlusion relevance on test images of rho = {scored:g} (red: supports the true class)"
+    title = f"{args.pair}: occlusion relevance on test images of rho = {scored} (red: supports the true class)"
     save(heatmap_figure(teacher["images"][examples], maps, labels, settings, title), args.heatmaps, settings["dpi"])
     log.info("relevance maps of %d images, %d models: %s", len(examples), len(maps), args.heatmaps)
 
     students = {rho: {names[m]: relevance(rho, m) for m in methods} for rho in rhos}
-    title = f"{args.pair}: patch relevance on test images of rho = {scored:g}, teacher vs students (mean over seeds at λ*)"
+    title = f"{args.pair}: patch relevance on test images of rho = {scored}, teacher vs students (mean over seeds at λ*)"
     save(scatter_figure(teacher["relevance"], students, settings, title), args.scatter, settings["dpi"])
     log.info("relevance scatter plots of %d methods x %d training rhos: %s", len(methods), len(rhos), args.scatter)
 

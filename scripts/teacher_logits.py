@@ -4,16 +4,16 @@
 from pathlib import Path
 
 from subtask_distill import cli
-from subtask_distill.distill import compute_teacher_logits
 from subtask_distill.io import write_json
 from subtask_distill.runtime import select_device
+from subtask_distill.training.jobs import compute_teacher_logits
 
 
 def main() -> None:
     p = cli.parser(__doc__)
     p.add_argument("--pair", required=True, help="teacher-student pair in the config")
     p.add_argument("--teacher", type=Path, required=True, help="teacher checkpoint")
-    p.add_argument("--rho", type=float, required=True, help="rho of the splits (recorded in the accuracy JSON)")
+    p.add_argument("--rho", type=cli.grid_value, required=True, help="rho of the splits (recorded in the accuracy JSON)")
     p.add_argument("--seed", type=int, required=True, help="seed of the splits (recorded in the accuracy JSON)")
     p.add_argument("--splits", type=Path, required=True, help="split .npz (embedded) or manifest .npz (ImageNet) of this rho")
     p.add_argument("--out", type=Path, required=True, help="output .npz of logits")

@@ -4,17 +4,17 @@
 from pathlib import Path
 
 from subtask_distill import cli
-from subtask_distill.distill import run_student
 from subtask_distill.runtime import select_device
-from subtask_distill.study import Run, format_number
+from subtask_distill.study import Run
+from subtask_distill.training.jobs import RunFiles, run_student
 
 
 def main() -> None:
     p = cli.parser(__doc__)
     p.add_argument("--pair", required=True)
     p.add_argument("--method", required=True)
-    p.add_argument("--rho", type=float, required=True)
-    p.add_argument("--lam", type=float, required=True, help="weight of the layer losses (0 for output-only KD)")
+    p.add_argument("--rho", type=cli.grid_value, required=True)
+    p.add_argument("--lam", type=cli.grid_value, required=True, help="weight of the layer losses (0 for output-only KD)")
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--splits", type=Path, required=True, help="split .npz of this (rho, seed) from contaminate.py")
     p.add_argument("--teacher-logits", type=Path, required=True, help="logits .npz from teacher_logits.py")
@@ -28,12 +28,10 @@ def main() -> None:
     for key, known in (("pair", config["pairs"]), ("method", config["methods"])):
         if getattr(args, key) not in known:
             p.error(f"--{key} {getattr(args, key)!r} is not in the config ({', '.join(known)})")
-    run = Run(args.pair, args.method, format_number(args.rho), format_number(args.lam), args.seed)
+    run = Run(args.pair, args.method, args.rho, args.lam, args.seed)
     device = select_device(config["runtime"]["device"])
-    run_student(
-        config, run, args.splits, args.teacher_logits, args.out_dir, device, log,
-        teacher_path=args.teacher, subspace_path=args.subspace, cache_dir=args.cache_dir, resume_path=args.resume_file,
-    )
+    files = RunFiles(args.splits, args.teacher_logits, args.teacher, args.subspace, args.cache_dir)
+    run_student(config, run, files, args.out_dir, device, log, resume_path=args.resume_file)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,12 @@ import torch
 
 from subtask_distill import cli
 from subtask_distill.data.tensors import images_to_tensor
-from subtask_distill.evaluate import accuracy, predict_logits
 from subtask_distill.io import load_arrays, write_json
+from subtask_distill.models.build import build_network, save_checkpoint
 from subtask_distill.provenance import provenance
 from subtask_distill.runtime import seed_everything, select_device
-from subtask_distill.teacher import build_network, save_checkpoint, train_classifier
+from subtask_distill.training.classifier import train_classifier
+from subtask_distill.training.evaluate import accuracy, predict_logits
 
 
 def main() -> None:

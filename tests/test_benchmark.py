@@ -1,4 +1,4 @@
-"""benchmarks/throughput.py runs on the embedded pair and reports what the README quotes."""
+"""benchmarks/throughput.py runs on the embedded pair and reports what docs/performance.md quotes."""
 
 import subprocess
 import sys

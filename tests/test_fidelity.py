@@ -7,9 +7,9 @@ import yaml
 from snakemake.utils import update_config
 
 from subtask_distill.methods.subdistill import SubDistillLoss
+from subtask_distill.methods.subspace import LayerSubspace
 from subtask_distill.methods.vid import VIDLoss
 from subtask_distill.methods.vkd import VKDLoss
-from subtask_distill.subspace import LayerSubspace
 
 from .conftest import REPO
 

@@ -8,10 +8,9 @@ import torch.nn.functional as F
 from subtask_distill.methods import get_method, list_methods
 from subtask_distill.methods.at import AttentionTransferLoss
 from subtask_distill.methods.subdistill import SubDistillLoss
+from subtask_distill.methods.subspace import LayerSubspace, Moments, subspace_matrix, top_eigenvectors
 from subtask_distill.methods.vid import VIDLoss
 from subtask_distill.methods.vkd import VKDLoss
-from subtask_distill.optim import AdamW
-from subtask_distill.subspace import LayerSubspace, Moments, subspace_matrix, top_eigenvectors
 
 
 def rand(*shape, seed=0):
@@ -64,7 +63,7 @@ def test_vid_by_default_keeps_its_variance_fixed_and_has_no_bias():
     assert all(layer.bias is None for layer in loss.regressor if isinstance(layer, torch.nn.Linear))
     assert not any(parameter is loss.alpha for parameter in loss.parameters())
     assert "alpha" in loss.state_dict()  # a buffer: saved with the run, never trained
-    optimiser = AdamW(loss.parameters(), lr=0.1)
+    optimiser = torch.optim.AdamW(loss.parameters(), lr=0.1)
     for seed in range(5):
         value = loss(rand(4, 2, 3, 3, seed=seed).float(), loss.teacher_target(rand(4, 4, 3, 3, seed=seed + 9).float()))
         optimiser.zero_grad()
@@ -246,7 +245,7 @@ def test_orthogonal_maps_stay_orthogonal_after_optimiser_steps(kind, options):
         loss = loss.float()
         weight = lambda: loss.rotation.weight
     before = weight().detach().clone()
-    optimiser = AdamW(loss.parameters(), lr=0.1, weight_decay=0.0)  # the study's (PyTorch's Householder map needs it)
+    optimiser = torch.optim.AdamW(loss.parameters(), lr=0.1, weight_decay=0.0)  # the study's (PyTorch's Householder map needs it)
     for step in range(10):
         teacher = torch.randn(4, *loss.teacher_shape)
         student = torch.randn(4, *loss.student_shape)

@@ -1,21 +1,18 @@
 """Every teacher-student pair: taps, alignment, every method's loss, and where gradients go."""
 
+import copy
 import math
 
 import pytest
 import torch
 import yaml
 
-from subtask_distill.analysis import classifier_of
+from subtask_distill.analysis.features import classifier_of
 from subtask_distill.config import validate_config
-from subtask_distill.methods import get_method
-from subtask_distill.models import SubtaskHead
+from subtask_distill.models.build import build_network
 from subtask_distill.models.taps import FeatureTaps, tokens_to_map
-from subtask_distill.objective import TeacherOutputs, build_objective
-from subtask_distill.subspace import LayerSubspace
-from subtask_distill.teacher import build_network
 
-from .conftest import REPO
+from .conftest import REPO, distiller_for, random_run_inputs
 
 LAYER_METHODS = ["at", "vid", "vkd", "subdistill"]
 PAPER_PAIRS = yaml.safe_load((REPO / "configs" / "paper.yaml").read_text())["pairs"]
@@ -27,45 +24,32 @@ EXPECTED_SHAPES = {
 }
 
 
-def random_subspaces(teacher_shapes, student_shapes):
-    out = []
-    for t, s in zip(teacher_shapes, student_shapes):
-        basis, _ = torch.linalg.qr(torch.randn(t[0], s[0]))
-        out.append(LayerSubspace(basis, torch.zeros(t[0]), torch.ones(s[0]), torch.ones(s[0]), float(t[0])))
-    return out
+def pair_config(test_config, spec, subtask_classes):
+    config = copy.deepcopy(test_config)
+    config["pairs"] = {"pair": spec}
+    config["data"]["subtask_classes"] = subtask_classes
+    return config
 
 
-def build_pair(spec, subtask_classes):
-    teacher = SubtaskHead(build_network(spec["teacher"], num_classes=spec["teacher"].get("num_classes", 10)), subtask_classes)
-    teacher.eval().requires_grad_(False)
-    student = build_network(spec["student"], num_classes=len(subtask_classes))
-    return teacher, student
-
-
-def check_pair(spec, image_size, subtask_classes, expected=None):
+def check_pair(test_config, spec, image_size, subtask_classes, expected=None):
+    config = pair_config(test_config, spec, subtask_classes)
     torch.manual_seed(0)
-    teacher, student = build_pair(spec, subtask_classes)
-    teacher_taps = FeatureTaps(teacher, spec["teacher"]["layers"], named_in=teacher.model)
     x = torch.randn(2, 3, image_size, image_size)
-    teacher_shapes = teacher_taps.shapes(x)
+    inputs = random_run_inputs(config, "pair", x)
+    teacher_shapes = FeatureTaps(inputs.teacher, spec["teacher"]["layers"], named_in=inputs.teacher.model).shapes(x)
+    student = build_network(spec["student"], num_classes=len(subtask_classes))
     student_shapes = FeatureTaps(student, spec["student"]["layers"]).shapes(x)
     if expected is not None:
         assert [(c, h) for c, h, _ in teacher_shapes] == expected[0]
         assert [(c, h) for c, h, _ in student_shapes] == expected[1]
-    logits, teacher_features = teacher_taps(x)
-    assert logits.shape == (2, len(subtask_classes))
+    assert inputs.teacher_logits.shape == (2, len(subtask_classes))
     for name in LAYER_METHODS:
-        method = get_method(name)
-        subspaces = random_subspaces(teacher_shapes, student_shapes) if method.subspace else None
-        student_taps = FeatureTaps(student, spec["student"]["layers"])
-        objective = build_objective(method, {}, 4.0, 1.0, student_taps, teacher_shapes, subspaces, x[:1])
-        targets = objective.teacher_targets(teacher_features)
-        student.train()
-        terms = objective(student, x, TeacherOutputs(logits, targets))
+        distiller = distiller_for(config, "pair", name, inputs, "online")
+        distiller.student.train()
+        terms = distiller.objective(distiller.student, x, distiller.data.teacher(x, torch.arange(len(x))))
         assert set(terms) == {"kd", "layers"} and torch.isfinite(terms["layers"]), (name, terms)
-        for size, t_shape, s_shape in zip(objective.sizes, teacher_shapes, student_shapes):
+        for size, t_shape, s_shape in zip(distiller.objective.sizes, teacher_shapes, student_shapes):
             assert size == (min(t_shape[1], s_shape[1]), min(t_shape[2], s_shape[2]))
-        student_taps.remove()
 
 
 def test_paper_pairs_section_is_valid():
@@ -75,13 +59,13 @@ def test_paper_pairs_section_is_valid():
 def test_embedded_pair_at_32_px(test_config):
     spec = test_config["pairs"]["embedded"]
     expected = ([(16, 32), (32, 16), (64, 8), (128, 4)], [(8, 32), (16, 16), (32, 8), (64, 4)])
-    check_pair(spec, 32, [0, 1, 2, 3, 4], expected)
+    check_pair(test_config, spec, 32, [0, 1, 2, 3, 4], expected)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("pair", list(PAPER_PAIRS))
-def test_paper_pair_at_224_px(pair):
-    check_pair(PAPER_PAIRS[pair], 224, [129, 130, 134, 135, 138], EXPECTED_SHAPES[pair])
+def test_paper_pair_at_224_px(test_config, pair):
+    check_pair(test_config, PAPER_PAIRS[pair], 224, [129, 130, 134, 135, 138], EXPECTED_SHAPES[pair])
 
 
 def test_vit_tokens_become_a_grid_without_the_class_token():
@@ -103,27 +87,21 @@ def test_unknown_layer_name_is_reported():
 def test_gradients_reach_the_student_through_every_layer_loss_and_never_the_teacher(test_config, name):
     spec = test_config["pairs"]["embedded"]
     torch.manual_seed(0)
-    teacher, student = build_pair(spec, [0, 1, 2, 3, 4])
-    teacher_taps = FeatureTaps(teacher, spec["teacher"]["layers"], named_in=teacher.model)
     x = torch.randn(8, 3, 32, 32)
-    teacher_shapes = teacher_taps.shapes(x)
-    method = get_method(name)
-    student_shapes = FeatureTaps(student, spec["student"]["layers"]).shapes(x)
-    subspaces = random_subspaces(teacher_shapes, student_shapes) if method.subspace else None
-    student_taps = FeatureTaps(student, spec["student"]["layers"])
-    objective = build_objective(method, {}, 4.0, 1.0, student_taps, teacher_shapes, subspaces, x[:1])
-    logits, features = teacher_taps(x)
-    targets = objective.teacher_targets(features)
+    inputs = random_run_inputs(test_config, "embedded", x)
+    distiller = distiller_for(test_config, "embedded", name, inputs)
+    student, objective = distiller.student, distiller.objective
+    targets = distiller.data.teacher(x, torch.arange(len(x))).targets
     student_convs = [getattr(student, layer)[0].weight for layer in spec["student"]["layers"]]
     for index, loss in enumerate(objective.layer_losses):
         student.zero_grad()
-        _, student_features = student_taps(x)
+        _, student_features = objective.student_taps(x)
         loss(student_features[index], targets[index]).backward()
         # The loss of layer i trains the student's stages up to i, and none after it.
         for stage, weight in enumerate(student_convs):
             reached = weight.grad is not None and weight.grad.abs().sum() > 0
             assert reached == (stage <= index), (name, index, stage)
-    assert all(p.grad is None for p in teacher.parameters())
+    assert all(p.grad is None for p in inputs.teacher.parameters())
     assert all(not t.requires_grad for t in targets)
 
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from subtask_distill.models import create_model
+from subtask_distill.models.build import load_subtask_teacher
 from subtask_distill.models.pretrained import (
     TeacherWeightsError,
     cached_weight_file,
@@ -21,7 +22,6 @@ from subtask_distill.models.pretrained import (
     prefetch,
     torchvision_weights,
 )
-from subtask_distill.teacher import load_subtask_teacher
 
 REPO = Path(__file__).resolve().parents[1]
 RESNET18_WEIGHTS = "ResNet18_Weights.IMAGENET1K_V1"

@@ -2,10 +2,17 @@ import numpy as np
 import pytest
 import torch
 
-from subtask_distill.figures import digit_share, pearson
+from subtask_distill.analysis.relevance import (
+    DIGIT_PATCH,
+    GRID,
+    margin,
+    occluded_copies,
+    occlusion_relevance,
+    replacement_digit_class,
+)
 from subtask_distill.io import save_arrays
-from subtask_distill.relevance import DIGIT_PATCH, GRID, margin, occluded_copies, occlusion_relevance, replacement_digit_class
-from subtask_distill.summary import relevance_rows, runs_at_lambda_star
+from subtask_distill.reporting.figures import digit_share, pearson
+from subtask_distill.reporting.summary import group_chosen_runs, relevance_rows
 
 SIZE, PATCH = 32, 8
 MEAN = np.array([0.25, 0.5, 0.75])
@@ -103,11 +110,14 @@ def test_relevance_rows_average_students_over_seeds_at_lambda_star(tmp_path):
     for seed, scale in ((0, 1.0), (1, 3.0)):  # seed-average = 2 x teacher: correlation 1
         folder = tmp_path / f"seed{seed}"
         save_arrays(folder / "analysis.npz", {"relevance": teacher * scale})
-        runs.append({"pair": "p", "rho": 1.0, "method": "kd", "lambda": 0.0, "seed": seed, "val_acc": 50.0, "dir": folder})
-    runs.append(dict(runs[0], **{"lambda": 5.0}))  # another lambda: not selected
-    chosen = runs_at_lambda_star(runs, [{"pair": "p", "rho": 1.0, "method": "kd", "lambda": 0.0}])
+        runs.append({"pair": "p", "rho": "1", "method": "kd", "lambda": "0", "seed": seed, "val_acc": 50.0, "dir": folder})
+    chosen = group_chosen_runs(runs)
     (row,) = relevance_rows(chosen, {"p": {"relevance": teacher, "scored_rho": np.array(1.0)}})
+    assert (row["rho"], row["scored_rho"], row["lambda"]) == ("1", "1", "0")
     assert row["n_seeds"] == 2 and row["n_points"] == 32
     assert row["correlation"] == pytest.approx(1.0)
     assert row["teacher_digit_share"] == pytest.approx((0.5 / 1.5 + 0.0) / 2)
     assert row["student_digit_share"] == pytest.approx(row["teacher_digit_share"])
+
+    with pytest.raises(ValueError, match="several lambdas"):
+        group_chosen_runs(runs + [dict(runs[0], **{"lambda": "5"})])

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from subtask_distill import render
+from subtask_distill.reporting import render
 
 
 @pytest.mark.parametrize(
@@ -14,23 +14,23 @@ def test_colour_bands_at_the_boundaries(accuracy, expected):
     assert render.band(accuracy) == expected
 
 
-def row(pair, rho, method, mean, se, lam=1.0, ref=97.0):
+def row(pair, rho, method, mean, se, lam="1", ref=97.0):
     return {"pair": pair, "rho": rho, "method": method, "lambda": lam, "n_seeds": 2, "val_acc_mean": mean,
             "test_acc_mean": mean, "test_acc_se": se, "teacher_test_acc": ref}
 
 
 NAMES = {"kd": "Output only", "subdistill": "SubDistill"}
 ROWS = [
-    row("embedded", 1.0, "kd", 34.0, 6.5, lam=0.0),
-    row("embedded", 1.0, "subdistill", 88.0, 1.5),
-    row("embedded", 0.0, "kd", 96.5, 0.2, lam=0.0),
-    row("embedded", 0.0, "subdistill", 95.0, math.nan),
+    row("embedded", "1", "kd", 34.0, 6.5, lam="0"),
+    row("embedded", "1", "subdistill", 88.0, 1.5),
+    row("embedded", "0", "kd", 96.5, 0.2, lam="0"),
+    row("embedded", "0", "subdistill", 95.0, math.nan),
 ]
 
 
 def test_layout_groups_by_pair_and_rho_with_the_max_error():
     lines = render.layout(ROWS, ["kd", "subdistill"])
-    assert [(l.pair, l.rho) for l in lines] == [("embedded", 1.0), ("embedded", 0.0)]
+    assert [(l.pair, l.rho) for l in lines] == [("embedded", "1"), ("embedded", "0")]
     assert lines[0].max_err == 6.5 and lines[1].max_err == 0.2  # NaN errors (one seed) are ignored
     assert lines[0].cells[1].mean == 88.0 and lines[0].paper_ref is None
 
@@ -53,8 +53,8 @@ def test_html_and_latex_colour_the_cells():
 
 def test_paper_scale_rows_show_the_papers_values():
     paper = render.paper_table()
-    assert len(paper) == 9 and paper[("wrn101_to_mbnv4", 1.0)]["subdistill"] == 66.9
-    rows = [row("resnet18_to_resnet18s", 1.0, "kd", 47.0, 1.0, ref=97.0)]
+    assert len(paper) == 9 and paper[("wrn101_to_mbnv4", "1")]["subdistill"] == 66.9
+    rows = [row("resnet18_to_resnet18s", "1", "kd", 47.0, 1.0, ref=97.0)]
     text = render.markdown(rows, ["kd"], NAMES)
     assert "| resnet18_to_resnet18s | 1 | 97.0 (97.2) | 🟥 47.0 (45.6) ± 1.0 (λ=1) | 1.0 |" in text
     assert "the paper's value" in text

@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from subtask_distill.data.embedded import build_splits
-from subtask_distill.distill import run_student
 from subtask_distill.io import save_arrays, write_json
 from subtask_distill.models import create_model
+from subtask_distill.models.build import save_checkpoint
 from subtask_distill.study import Run
-from subtask_distill.teacher import save_checkpoint
+from subtask_distill.training.jobs import RunFiles, run_student
 
 QUIET = logging.getLogger("test")
 
@@ -25,9 +25,9 @@ RUNNER = textwrap.dedent(
     import json, logging, os, signal, sys
     from pathlib import Path
     import torch
-    import subtask_distill.train as train
-    from subtask_distill.distill import run_student
-    from subtask_distill.objective import DistillationObjective
+    import subtask_distill.training.loop as train
+    from subtask_distill.training.jobs import RunFiles, run_student
+    from subtask_distill.training.objective import DistillationObjective
     from subtask_distill.study import Run
 
     torch.set_num_threads(1)
@@ -51,10 +51,10 @@ RUNNER = textwrap.dedent(
 
         train.save_resume, DistillationObjective.forward = save_then_arm, forward_then_kill
     config = json.loads((folder / "config.json").read_text())
+    files = RunFiles(folder / "splits.npz", folder / "logits.npz", teacher=folder / "teacher.pt")
     run_student(
-        config, Run("embedded", "vid", "1", "10", 0), folder / "splits.npz", folder / "logits.npz",
-        folder / sys.argv[2], torch.device("cpu"), logging.getLogger("run"),
-        teacher_path=folder / "teacher.pt", resume_path=folder / (sys.argv[2] + "-resume.pt"),
+        config, Run("embedded", "vid", "1", "10", 0), files, folder / sys.argv[2], torch.device("cpu"),
+        logging.getLogger("run"), resume_path=folder / (sys.argv[2] + "-resume.pt"),
     )
     """
 )
@@ -117,10 +117,8 @@ def test_damaged_resume_checkpoint_restarts_from_epoch_zero(run_folder, caplog, 
     resume = run_folder / "resume.pt"
 
     def train(out):
-        return run_student(
-            config, run, run_folder / "splits.npz", run_folder / "logits.npz", run_folder / out,
-            torch.device("cpu"), QUIET, teacher_path=run_folder / "teacher.pt", resume_path=resume,
-        )
+        files = RunFiles(run_folder / "splits.npz", run_folder / "logits.npz", teacher=run_folder / "teacher.pt")
+        return run_student(config, run, files, run_folder / out, torch.device("cpu"), QUIET, resume_path=resume)
 
     reference = train("reference")
     killed = run_in_process(run_folder, "partial", kill_after=1)  # leaves a valid epoch-1 checkpoint (4 epochs)

@@ -3,9 +3,7 @@
 import pytest
 import torch
 
-from subtask_distill.models import SubtaskHead, create_model
-from subtask_distill.models.taps import FeatureTaps
-from subtask_distill.subspace import (
+from subtask_distill.methods.subspace import (
     Moments,
     activations_and_contexts,
     fit_subspaces,
@@ -14,6 +12,8 @@ from subtask_distill.subspace import (
     position_index,
     save_subspaces,
 )
+from subtask_distill.models import SubtaskHead, create_model
+from subtask_distill.models.taps import FeatureTaps
 
 LAYERS = ["layer1", "layer2", "layer3", "layer4"]
 

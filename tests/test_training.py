@@ -4,17 +4,24 @@ import torch
 
 from subtask_distill.data.embedded import build_splits, synthesize
 from subtask_distill.data.tensors import images_to_tensor
-from subtask_distill.distill import split_tensors
-from subtask_distill.evaluate import predict_logits
 from subtask_distill.methods import get_method
 from subtask_distill.models import SubtaskHead, create_model
-from subtask_distill.objective import DistillationObjective, TeacherOutputs
 from subtask_distill.runtime import seed_everything
-from subtask_distill.teacher import train_classifier
-from subtask_distill.teacher_outputs import CachedTeacher
-from subtask_distill.train import DistillationData, train_student
+from subtask_distill.training.classifier import train_classifier
+from subtask_distill.training.evaluate import predict_logits
+from subtask_distill.training.jobs import split_tensors
+from subtask_distill.training.loop import DistillationData, TensorAccuracy, TensorBatches, train_student
+from subtask_distill.training.objective import DistillationObjective, TeacherOutputs
+from subtask_distill.training.teacher_source import CachedTeacher
 
 QUIET = logging.getLogger("test")
+
+
+def fixed_inputs(tensors, teacher, batch_size) -> DistillationData:
+    return DistillationData(
+        TensorBatches(tensors["train_x"], batch_size), teacher,
+        TensorAccuracy(tensors["val_x"], tensors["val_y"]), TensorAccuracy(tensors["test_x"], tensors["test_y"]),
+    )
 
 
 def test_short_distillation_beats_chance(test_config):
@@ -35,7 +42,7 @@ def test_short_distillation_beats_chance(test_config):
 
     tensors = split_tensors(build_splits(base, data_cfg, 0.0, seed=0))
     teacher = CachedTeacher(TeacherOutputs(predict_logits(head, tensors["train_x"])), torch.device("cpu"))
-    data = DistillationData.in_memory(tensors, teacher, batch_size=16)
+    data = fixed_inputs(tensors, teacher, batch_size=16)
     cfg = {"epochs": 8, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.0, "lr_step": 10, "lr_gamma": 0.5}
     outcome = train_student(create_model("embedded_cnn", num_classes=5), DistillationObjective(get_method("kd"), 4.0),
                             data, cfg, seed_everything(0), QUIET)
@@ -48,7 +55,7 @@ def test_same_seed_gives_identical_training(tiny_data, test_config):
     _, base = tiny_data
     tensors = split_tensors(build_splits(base, test_config["data"], 1.0, seed=0))
     targets = torch.randn(len(tensors["train_x"]), 5, generator=torch.Generator().manual_seed(0))
-    data = DistillationData.in_memory(tensors, CachedTeacher(TeacherOutputs(targets), torch.device("cpu")), batch_size=16)
+    data = fixed_inputs(tensors, CachedTeacher(TeacherOutputs(targets), torch.device("cpu")), batch_size=16)
     cfg = {"epochs": 2, "batch_size": 16, "lr": 1e-3, "weight_decay": 0.0, "lr_step": 10, "lr_gamma": 0.5}
 
     def run():

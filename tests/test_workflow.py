@@ -5,7 +5,6 @@ import json
 import re
 
 import numpy as np
-
 import pytest
 import yaml
 
@@ -42,12 +41,12 @@ def test_tiny_study_writes_a_table_row_per_pair_rho_and_method(tiny_study):
     with open(tiny_study / "table1.csv") as handle:
         rows = list(csv.DictReader(handle))
     methods = ["kd", "at", "vid", "vkd", "subdistill"]
-    assert [(r["pair"], float(r["rho"]), r["method"]) for r in rows] == [
-        ("embedded", rho, method) for rho in (0.0, 1.0) for method in methods
+    assert [(r["pair"], r["rho"], r["method"]) for r in rows] == [
+        ("embedded", rho, method) for rho in ("0", "1") for method in methods
     ]
     for row in rows:
         assert int(row["n_seeds"]) == 2
-        assert float(row["lambda"]) == 0.0 if row["method"] == "kd" else float(row["lambda"]) in (0.1, 1.0)
+        assert row["lambda"] == "0" if row["method"] == "kd" else row["lambda"] in ("0.1", "1")
         assert 0.0 <= float(row["test_acc_mean"]) <= 100.0
         assert 0.0 <= float(row["teacher_test_acc"]) <= 100.0
     markdown = (tiny_study / "table1.md").read_text()
@@ -56,26 +55,46 @@ def test_tiny_study_writes_a_table_row_per_pair_rho_and_method(tiny_study):
 
 def test_only_the_runs_at_lambda_star_are_analysed(tiny_study):
     with open(tiny_study / "table1.csv") as handle:
-        chosen = {(r["method"], float(r["rho"])): float(r["lambda"]) for r in csv.DictReader(handle)}
+        chosen = {(r["method"], r["rho"]): r["lambda"] for r in csv.DictReader(handle)}
     analysed = sorted(tiny_study.glob("runs/*/*/rho*/lam*/seed*/analysis.npz"))
     assert len(analysed) == len(chosen) * 2  # two seeds at each lambda*
     for path in analysed:
         method, rho, lam = path.parts[-5], path.parts[-4], path.parts[-3]
-        assert float(lam.removeprefix("lam")) == chosen[(method, float(rho.removeprefix("rho")))]
+        assert lam.removeprefix("lam") == chosen[(method, rho.removeprefix("rho"))]
+
+
+def test_runs_and_history_tables_hold_every_run_and_epoch_and_give_table_one(tiny_study):
+    with open(tiny_study / "runs.csv") as handle:
+        runs = list(csv.DictReader(handle))
+    with open(tiny_study / "history.csv") as handle:
+        history = list(csv.DictReader(handle))
+    assert len(runs) == 2 * 2 * (1 + 4 * 2) and len(history) == 2 * len(runs)  # 2 epochs per run
+    keys = {(r["method"], r["rho"], r["lambda"], r["seed"]) for r in runs}
+    assert len(keys) == len(runs) and {(h["method"], h["rho"], h["lambda"], h["seed"]) for h in history} == keys
+    metrics = json.loads((tiny_study / "runs/embedded/vid/rho1/lam0.1/seed0/metrics.json").read_text())
+    (row,) = [r for r in runs if (r["method"], r["rho"], r["lambda"], r["seed"]) == ("vid", "1", "0.1", "0")]
+    assert float(row["val_acc"]) == metrics["val_acc"] and float(row["test_acc"]) == metrics["test_acc"]
+    assert row["commit"] == (metrics["provenance"]["git"]["commit"] or "") and row["cpu"]
+    with open(tiny_study / "table1.csv") as handle:
+        table = list(csv.DictReader(handle))
+    for cell in table:
+        seeds = [r for r in runs if (r["method"], r["rho"], r["lambda"]) == (cell["method"], cell["rho"], cell["lambda"])]
+        mean = sum(float(r["test_acc"]) for r in seeds) / len(seeds)
+        assert abs(float(cell["test_acc_mean"]) - mean) < 1e-4
 
 
 def test_every_model_is_scored_on_the_contaminated_test_images_of_the_largest_rho(tiny_study):
     """As the paper's Fig. 3: students trained at rho = 0 are scored on the same images as those trained at 1."""
     teacher = np.load(tiny_study / "analysis" / "embedded" / "teacher.npz")
-    assert float(teacher["scored_rho"]) == 1.0
+    assert str(teacher["scored_rho"]) == "1"
     assert np.all(teacher["digits"][teacher["relevance_images"]] >= 0)  # every relevance image carries a digit
     by_rho = {}
     for path in tiny_study.glob("runs/embedded/*/rho*/lam*/seed*/analysis.npz"):
         analysis = np.load(path)
-        assert float(analysis["scored_rho"]) == 1.0
+        assert str(analysis["scored_rho"]) == "1"
         assert np.array_equal(analysis["relevance_images"], teacher["relevance_images"])
-        by_rho.setdefault(float(analysis["rho"]), []).append(path)
-    assert sorted(by_rho) == [0.0, 1.0]
+        by_rho.setdefault(str(analysis["rho"]), []).append(path)
+    assert sorted(by_rho) == ["0", "1"]
 
 
 def test_every_run_records_metrics_and_provenance(tiny_study):

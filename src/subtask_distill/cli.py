@@ -8,6 +8,7 @@ from typing import Any
 
 from .config import load_config
 from .runtime import configure_threads, setup_logging
+from .study import format_number
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -26,3 +27,11 @@ def setup(args: argparse.Namespace, name: str) -> tuple[dict[str, Any], logging.
     log = setup_logging(name)
     configure_threads(args.threads)
     return load_config(args.config), log
+
+
+def grid_value(text: str) -> str:
+    """An argparse type for rho and lambda: the canonical string of the run's path ("0.50" -> "0.5")."""
+    try:
+        return format_number(float(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None

@@ -1,10 +1,14 @@
 """Loading and validating study configs.
 
-Two layers of checks, both run before any job starts:
-- the JSON schema (``schemas/config.schema.yaml``): types, ranges, unknown keys;
+Three layers of checks, all run before any job starts (the workflow runs them
+when it starts, dry runs included; a script, when it loads its config):
+- the JSON schema (``config.schema.yaml``, shipped with the package): types,
+  ranges, unknown keys, defaults;
 - ``check_semantics``: what a schema cannot say (a method or architecture that
-  is not registered, subtask classes the data cannot provide, ...).
-Every error message names the config key at fault.
+  is not registered, an option value a method does not take, subtask classes
+  the data cannot provide, ...);
+- ``check_layers``: every pair's layers against its architectures.
+Every problem is one line that names the config key at fault.
 """
 
 from __future__ import annotations
@@ -13,26 +17,22 @@ import copy
 import hashlib
 import inspect
 import json
+import re
 import typing
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
-SCHEMA_PATH = Path(__file__).resolve().parents[2] / "schemas" / "config.schema.yaml"
-
 
 class ConfigError(ValueError):
     """A config value is invalid; the message names its key."""
 
 
-def load_schema(path: Path = SCHEMA_PATH) -> dict[str, Any]:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"config schema {path} not found: run from a checkout of the project (pip install -e .)"
-        )
-    return yaml.safe_load(path.read_text())
+def load_schema() -> dict[str, Any]:
+    return yaml.safe_load(resources.files(__package__).joinpath("config.schema.yaml").read_text())
 
 
 def key_path(parts) -> str:
@@ -70,10 +70,24 @@ def validate_config(config: dict[str, Any], partial: bool = False, schema: dict[
     validator_class = _with_defaults(jsonschema.validators.validator_for(schema))
     errors = sorted(validator_class(schema).iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
-        lines = [f"  {key_path(e.absolute_path)}: {e.message}" for e in errors]
-        raise ConfigError("invalid config:\n" + "\n".join(lines))
+        raise ConfigError("invalid config:\n" + "\n".join(f"  {_schema_problem(e)}" for e in errors))
     check_semantics(config, partial)
     return config
+
+
+def _schema_problem(error: jsonschema.ValidationError) -> str:
+    """One line naming the key: a missing or unknown key by its own name, any other problem by its value's."""
+    path = list(error.absolute_path)
+    if error.validator == "required":
+        missing = re.match(r"'(.+)' is a required property", error.message)
+        if missing:
+            return f"{key_path(path + [missing.group(1)])}: required, but missing"
+    if error.validator == "additionalProperties":
+        known = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(known))
+        hint = f"; known keys: {', '.join(known)}" if known else ""
+        return "; ".join(f"{key_path(path + [key])}: unknown key" for key in unknown) + hint
+    return f"{key_path(path)}: {error.message}"
 
 
 def check_semantics(config: dict[str, Any], partial: bool = False) -> None:
@@ -122,7 +136,7 @@ def check_layers(config: dict[str, Any]) -> None:
     Builds the networks on PyTorch's meta device (no memory, no arithmetic): a
     second or two for the paper's pairs, so the workflow runs it at start-up.
     """
-    from .models.layer_check import pair_layer_problems
+    from .layer_check import pair_layer_problems
 
     problems = pair_layer_problems(config)
     if problems:

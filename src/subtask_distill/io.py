@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 import os
@@ -51,19 +52,28 @@ def write_text(path: str | os.PathLike, text: str) -> None:
         tmp.write_text(text)
 
 
-def csv_text(rows, columns) -> str:
-    """Rows of dicts as CSV: floats with 4 decimals, except rho and lambda as written in paths."""
+def csv_text(rows, columns, decimals: int | None = 4) -> str:
+    """Rows of dicts as CSV; floats with ``decimals`` decimals, or all their digits (``None``)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(
             {
-                key: f"{value:g}" if key in ("rho", "lambda") else f"{value:.4f}" if isinstance(value, float) else value
+                key: (repr(value) if decimals is None else f"{value:.{decimals}f}") if isinstance(value, float) else value
                 for key, value in row.items()
             }
         )
     return buffer.getvalue()
+
+
+def file_digest(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """The SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_json(path: str | os.PathLike) -> Any:

@@ -51,6 +51,6 @@ def _imagenet_problems(data: dict[str, Any]) -> list[str]:
     if missing:
         return [
             "data.imagenet_root: missing class folders (validation images must be sorted into wnid folders, "
-            "see the README): " + ", ".join(missing)
+            "see docs/operations.md): " + ", ".join(missing)
         ]
     return []

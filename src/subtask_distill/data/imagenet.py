@@ -34,7 +34,7 @@ IMAGE_EXTENSIONS = frozenset({".jpeg", ".jpg", ".png"})
 SCAN_SPLITS = {"pool": "train", "test": "val"}  # scan split -> ImageNet folder
 _SORTING_HINT = (
     "ImageNet's validation images come in one flat folder and must first be sorted into wnid folders "
-    '(README, section "Running on a SLURM cluster")'
+    '(docs/operations.md, section "Running on a SLURM cluster")'
 )
 
 

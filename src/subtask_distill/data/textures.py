@@ -44,8 +44,9 @@ class TextureStyle:
 
     Defaults follow the prototype of the embedded benchmark except the object
     radius: its "7-11 px" reads as pixels of the 2x drawing. At 7-11 px of the
-    32-px image the texture is so easy that output-only KD keeps 92% at
-    rho = 1; 4-6.5 px reproduces the prototype's figures (README, "The embedded benchmark").
+    32-px image the texture is too easy for output-only KD to collapse at
+    rho = 1; 4-6.5 px reproduces the prototype's figures (docs/method.md,
+    "Choices of the embedded study").
     The config's ``data.texture`` overrides any of these.
     """
 

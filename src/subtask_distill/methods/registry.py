@@ -30,10 +30,6 @@ class LayerLoss(nn.Module):
     def teacher_target(self, teacher_feature: torch.Tensor) -> torch.Tensor:
         return teacher_feature
 
-    def held_target(self, target: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
-        """A cached target as this loss reads it fastest for a student in ``memory_format``: as it is, by default."""
-        return target
-
     def forward(self, student_feature: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

@@ -1,7 +1,7 @@
 """Resume checkpoints: a killed or preempted training job continues from its last finished epoch.
 
 At the end of every epoch the loop saves everything the next epoch depends on
-(model, loss-module parameters, optimiser with its learning rate, every random number
+(model, loss-module parameters, optimiser and learning-rate schedule, every random number
 generator, best-so-far metrics and weights). The file is written atomically,
 so a kill mid-write leaves the previous epoch's checkpoint intact. A
 checkpoint that cannot be read, or was written for different settings, is
@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .io import save_torch
+from ..io import save_torch
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: torch.optim's optimiser and schedule states
 
 
 def rng_states(generator: torch.Generator) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Selection of lambda on validation data and the study's Table I.
 
-Per (pair, method, rho): lambda* maximises the mean validation accuracy over
+Computed from runs.csv. Per (pair, method, rho): lambda* maximises the mean validation accuracy over
 seeds (ties go to the smaller lambda); the table reports the mean test
 accuracy at lambda* and its standard error, std / sqrt(n) with the sample
 standard deviation.
@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from .io import csv_text
+from ..io import csv_text
 
 TABLE_COLUMNS = (
     "pair",
@@ -39,31 +39,31 @@ def standard_error(values: Sequence[float]) -> float:
     return float(np.std(values, ddof=1) / math.sqrt(len(values)))
 
 
-def select_lambda(val_by_lambda: dict[float, Sequence[float]]) -> float:
+def select_lambda(val_by_lambda: dict[str, Sequence[float]]) -> str:
     """The lambda with the best mean validation accuracy; ties go to the smaller lambda."""
     if not val_by_lambda:
         raise ValueError("no runs to select from")
     best_lam, best_mean = None, -math.inf
-    for lam in sorted(val_by_lambda):
+    for lam in sorted(val_by_lambda, key=float):
         mean = float(np.mean(val_by_lambda[lam]))
         if mean > best_mean + _TIE_TOLERANCE:
             best_lam, best_mean = lam, mean
     return best_lam
 
 
-def build_table(runs: Iterable[dict[str, Any]], teacher_acc: dict[tuple[str, float], float]) -> list[dict[str, Any]]:
-    """Rows of Table I from run metrics (pair, method, rho, lambda, seed, val_acc, test_acc).
+def build_table(runs: Iterable[dict[str, Any]], teacher_acc: dict[tuple[str, str], float]) -> list[dict[str, Any]]:
+    """Rows of Table I from the rows of runs.csv (pair, method, rho, lambda, seed, val_acc, test_acc).
 
     ``teacher_acc`` maps (pair, rho) to the teacher's subtask test accuracy.
     Rows are ordered by pair and method as they first appear in ``runs``, and by rho.
     """
-    grouped: dict[tuple[str, float, str], dict[float, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    grouped: dict[tuple[str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
-        grouped[(run["pair"], float(run["rho"]), run["method"])][float(run["lambda"])].append(run)
+        grouped[(run["pair"], run["rho"], run["method"])][run["lambda"]].append(run)
     pairs = list(dict.fromkeys(key[0] for key in grouped))
     methods = list(dict.fromkeys(key[2] for key in grouped))
     rows = []
-    for pair, rho, method in sorted(grouped, key=lambda k: (pairs.index(k[0]), k[1], methods.index(k[2]))):
+    for pair, rho, method in sorted(grouped, key=lambda k: (pairs.index(k[0]), float(k[1]), methods.index(k[2]))):
         by_lambda = grouped[(pair, rho, method)]
         lam = select_lambda({k: [r["val_acc"] for r in v] for k, v in by_lambda.items()})
         chosen = by_lambda[lam]
@@ -89,22 +89,17 @@ def table_csv(rows: Sequence[dict[str, Any]]) -> str:
 
 
 def read_table_csv(text: str) -> list[dict[str, Any]]:
+    """Table I's rows, numbers as numbers and rho and lambda as the strings they are."""
     rows = []
     for raw in csv.DictReader(io.StringIO(text)):
         row: dict[str, Any] = dict(raw)
-        for key in ("rho", "lambda", "val_acc_mean", "test_acc_mean", "test_acc_se", "teacher_test_acc"):
+        for key in ("val_acc_mean", "test_acc_mean", "test_acc_se", "teacher_test_acc"):
             row[key] = float(row[key])
         row["n_seeds"] = int(row["n_seeds"])
         rows.append(row)
     return rows
 
 
-def chosen_lambdas(table_rows: Sequence[dict[str, Any]]) -> dict[tuple[str, float, str], float]:
-    """(pair, rho, method) -> lambda* from Table I's rows (as read by ``read_table_csv``)."""
-    return {(row["pair"], float(row["rho"]), row["method"]): float(row["lambda"]) for row in table_rows}
-
-
-def at_chosen_lambda(chosen: dict[tuple[str, float, str], float], pair: str, rho: Any, method: str, lam: Any) -> bool:
-    """Whether a run of (pair, rho, method) with this lambda is the one Table I reports."""
-    key = (pair, float(rho), method)
-    return key in chosen and math.isclose(float(lam), chosen[key])
+def chosen_runs(table_rows: Sequence[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
+    """(pair, method, rho, lambda*) of every cell of Table I: the runs it reports (all seeds)."""
+    return {(row["pair"], row["method"], row["rho"], row["lambda"]) for row in table_rows}

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Sequence
 
+from ..study import format_number
+
 BANDS = (
     (50.0, "red", "#f4a6a6", "red!35"),
     (75.0, "orange", "#f9c98f", "orange!40"),
@@ -36,12 +38,12 @@ def band(accuracy: float) -> str | None:
     return None
 
 
-def paper_table() -> dict[tuple[str, float], dict[str, float]]:
+def paper_table() -> dict[tuple[str, str], dict[str, float]]:
     """The paper's Table I, keyed by (pair, rho): Ref, each method, max err."""
-    text = resources.files("subtask_distill").joinpath("paper_table1.csv").read_text()
+    text = resources.files(__package__).joinpath("paper_table1.csv").read_text()
     out = {}
     for row in csv.DictReader(io.StringIO(text)):
-        key = (row.pop("pair"), float(row.pop("rho")))
+        key = (row.pop("pair"), format_number(row.pop("rho")))
         out[key] = {k: float(v) for k, v in row.items()}
     return out
 
@@ -50,14 +52,14 @@ def paper_table() -> dict[tuple[str, float], dict[str, float]]:
 class Cell:
     mean: float
     se: float
-    lam: float
+    lam: str
     paper: float | None = None
 
 
 @dataclass
 class Line:
     pair: str
-    rho: float
+    rho: str
     ref: float
     cells: list[Cell | None]
     max_err: float
@@ -67,11 +69,8 @@ class Line:
 def layout(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[Line]:
     """One line per (pair, rho) in order of appearance; cells follow ``methods``."""
     paper = paper_table()
-    by_key = {(r["pair"], float(r["rho"]), r["method"]): r for r in rows}
-    keys: list[tuple[str, float]] = []
-    for r in rows:
-        if (r["pair"], float(r["rho"])) not in keys:
-            keys.append((r["pair"], float(r["rho"])))
+    by_key = {(r["pair"], r["rho"], r["method"]): r for r in rows}
+    keys = list(dict.fromkeys((r["pair"], r["rho"]) for r in rows))
     lines = []
     for pair, rho in keys:
         reference = paper.get((pair, rho), {})
@@ -81,7 +80,7 @@ def layout(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[Line]
             cells.append(
                 None if r is None else Cell(r["test_acc_mean"], r["test_acc_se"], r["lambda"], reference.get(method))
             )
-        present = [r for r in rows if r["pair"] == pair and float(r["rho"]) == rho]
+        present = [r for r in rows if (r["pair"], r["rho"]) == (pair, rho)]
         errors = [r["test_acc_se"] for r in present if not math.isnan(r["test_acc_se"])]
         lines.append(
             Line(
@@ -124,12 +123,12 @@ def markdown(rows: Sequence[dict[str, Any]], methods: Sequence[str], names: dict
     ]
     def render_cell(cell: Cell) -> str:
         marker = _MARKERS.get(band(cell.mean) or "", "")
-        return f"{marker} {_with_paper(cell.mean, cell.paper)} ± {_number(cell.se)} (λ={cell.lam:g})".strip()
+        return f"{marker} {_with_paper(cell.mean, cell.paper)} ± {_number(cell.se)} (λ={cell.lam})".strip()
 
     for line in lines:
         cells = _cells(line, render_cell, "n/a")
         ref = _with_paper(line.ref, line.paper_ref)
-        out.append(f"| {line.pair} | {line.rho:g} | {ref} | " + " | ".join(cells) + f" | {_number(line.max_err)} |")
+        out.append(f"| {line.pair} | {line.rho} | {ref} | " + " | ".join(cells) + f" | {_number(line.max_err)} |")
     return "\n".join(out) + "\n\n" + _legend(lines) + "\n"
 
 
@@ -141,13 +140,13 @@ def html_table(rows: Sequence[dict[str, Any]], methods: Sequence[str], names: di
     def render_cell(cell: Cell) -> str:
         style = f' style="background:{colours[band(cell.mean)]}"' if band(cell.mean) else ""
         text = f"{_with_paper(cell.mean, cell.paper)} ± {_number(cell.se)}"
-        return f"<td{style}>{text}<br><small>λ={cell.lam:g}</small></td>"
+        return f"<td{style}>{text}<br><small>λ={cell.lam}</small></td>"
 
     body = []
     for line in lines:
         cells = _cells(line, render_cell, "<td>n/a</td>")
         body.append(
-            f"<tr><td>{html.escape(line.pair)}</td><td>{line.rho:g}</td><td>{_with_paper(line.ref, line.paper_ref)}</td>"
+            f"<tr><td>{html.escape(line.pair)}</td><td>{line.rho}</td><td>{_with_paper(line.ref, line.paper_ref)}</td>"
             + "".join(cells)
             + f"<td>{_number(line.max_err)}</td></tr>"
         )
@@ -183,7 +182,7 @@ def latex(rows: Sequence[dict[str, Any]], methods: Sequence[str], names: dict[st
     for line in lines:
         cells = _cells(line, render_cell, "n/a")
         out.append(
-            f"{escape(line.pair)} & {line.rho:g} & {_with_paper(line.ref, line.paper_ref)} & "
+            f"{escape(line.pair)} & {line.rho} & {_with_paper(line.ref, line.paper_ref)} & "
             + " & ".join(cells)
             + f" & {_number(line.max_err)} \\\\"
         )

@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from .models.taps import FeatureTaps, as_feature_map
+from ..models.taps import FeatureTaps, as_feature_map
 
 SUBSPACE_KINDS = ("subdistill", "pca")
 
@@ -193,7 +193,7 @@ def fit_subspaces(
 
 
 def save_subspaces(path, kind: str, subspaces: Sequence[LayerSubspace], teacher_layers: Sequence[str]) -> None:
-    from .io import save_torch
+    from ..io import save_torch
 
     layers = [dict(s.to_dict(), teacher_layer=name) for s, name in zip(subspaces, teacher_layers)]
     save_torch(path, {"kind": kind, "layers": layers})

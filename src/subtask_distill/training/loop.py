@@ -21,12 +21,11 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
-from .data.tensors import batch_indices
+from ..data.tensors import batch_indices
+from ..runtime import autocast_context, memory_format
 from .evaluate import accuracy, predict_logits
 from .objective import DistillationObjective, TeacherOutputs
-from .optim import AdamW
 from .resume import load_resume, restore_rng_states, rng_states, save_resume
-from .runtime import autocast_context, memory_format
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # images, their indices in the training split
 
@@ -84,19 +83,6 @@ class DistillationData:
     val_accuracy: Callable[[nn.Module, torch.device], float]
     test_accuracy: Callable[[nn.Module, torch.device], float]
 
-    @classmethod
-    def in_memory(
-        cls, tensors: dict[str, torch.Tensor], teacher: Callable[[torch.Tensor, torch.Tensor], TeacherOutputs], batch_size: int
-    ) -> "DistillationData":
-        """From ``train_x`` (images, or LoaderBatches), ``val_x``/``val_y`` and ``test_x``/``test_y`` on the device."""
-        train = tensors["train_x"]
-        return cls(
-            train_batches=train if isinstance(train, LoaderBatches) else TensorBatches(train, batch_size),
-            teacher=teacher,
-            val_accuracy=TensorAccuracy(tensors["val_x"], tensors["val_y"]),
-            test_accuracy=TensorAccuracy(tensors["test_x"], tensors["test_y"]),
-        )
-
 
 @dataclass
 class TrainingOutcome:
@@ -110,7 +96,7 @@ class TrainingOutcome:
 def training_step(
     student: nn.Module,
     objective: nn.Module,
-    optimizer: AdamW,
+    optimizer: torch.optim.Optimizer,
     x: torch.Tensor,
     teacher: TeacherOutputs,
     autocast: Callable[[], Any],
@@ -123,6 +109,11 @@ def training_step(
     loss.backward()
     optimizer.step()
     return {"loss": loss, **terms}
+
+
+def make_optimizer(params: list[nn.Parameter], cfg: dict[str, Any], device: torch.device) -> torch.optim.Optimizer:
+    """AdamW with the config's learning rate and weight decay; torch's fused kernel on CUDA."""
+    return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"], fused=device.type == "cuda")
 
 
 def train_student(
@@ -147,8 +138,8 @@ def train_student(
     autocast = autocast_context(cfg.get("mixed_precision", "auto"), device)
     student.to(device=device, memory_format=layout)
     objective.to(device)
-    params = list(student.parameters()) + list(objective.parameters())
-    optimizer = AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    optimizer = make_optimizer(list(student.parameters()) + list(objective.parameters()), cfg, device)
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["lr_step"], gamma=cfg["lr_gamma"])
 
     best = TrainingOutcome(best_epoch=0, val_acc=-1.0, test_acc=float("nan"))
     first_epoch = 1
@@ -157,6 +148,7 @@ def train_student(
         student.load_state_dict(saved["student"])
         objective.load_state_dict(saved["objective"])
         optimizer.load_state_dict(saved["optimizer"])
+        schedule.load_state_dict(saved["schedule"])
         restore_rng_states(saved["rng"], generator)
         best = TrainingOutcome(**saved["best"])
         first_epoch = saved["epoch"] + 1
@@ -174,14 +166,12 @@ def train_student(
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value.detach().float() * len(index)
             seen += len(index)
-        # StepLR: the rate decays after every lr_step-th epoch.
-        if epoch % cfg["lr_step"] == 0:
-            optimizer.lr *= cfg["lr_gamma"]
+        schedule.step()
 
         with autocast():
             val_acc = data.val_accuracy(student, device)
         record = {"epoch": epoch, **{k: float(v) / max(seen, 1) for k, v in sums.items()}}
-        record.update(val_acc=val_acc, lr=optimizer.lr, seconds=time.perf_counter() - start)
+        record.update(val_acc=val_acc, lr=schedule.get_last_lr()[0], seconds=time.perf_counter() - start)
         best.history.append(record)
         if val_acc > best.val_acc:
             best.best_epoch, best.val_acc = epoch, val_acc
@@ -196,6 +186,7 @@ def train_student(
                 "student": student.state_dict(),
                 "objective": objective.state_dict(),
                 "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
                 "rng": rng_states(generator),
                 "best": {
                     "best_epoch": best.best_epoch, "val_acc": best.val_acc, "test_acc": best.test_acc,

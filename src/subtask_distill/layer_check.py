@@ -14,10 +14,10 @@ from typing import Any, Sequence
 
 import torch
 
-from ..methods import get_method
-from ..methods.registry import Shape
-from .registry import create_model
-from .taps import as_feature_map
+from .methods import get_method
+from .methods.registry import Shape
+from .models.registry import create_model
+from .models.taps import as_feature_map
 
 
 def pair_layer_problems(config: dict[str, Any]) -> list[str]:

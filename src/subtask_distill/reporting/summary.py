@@ -1,4 +1,4 @@
-"""From finished runs to what the figures show: the runs at lambda*, and the relevance table."""
+"""From the chosen runs (those Table I reports) to what the figures show, and the relevance table."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from ..io import load_arrays, read_json
+from ..study import format_number
 from .figures import digit_share, pearson
-from .io import load_arrays, read_json
-from .table import at_chosen_lambda, chosen_lambdas
+from .runs import run_key
 
 RELEVANCE_COLUMNS = (
     "pair",
@@ -26,23 +27,28 @@ RELEVANCE_COLUMNS = (
 
 
 def load_runs(run_dirs: Iterable[Path]) -> list[dict[str, Any]]:
-    """Each run's metrics (without the per-epoch history) and its folder."""
+    """Each run's key (rho and lambda as canonical strings), its accuracies and its folder."""
     runs = []
     for folder in run_dirs:
         metrics = read_json(Path(folder) / "metrics.json")
-        metrics.pop("history", None)
-        runs.append(dict(metrics, dir=Path(folder)))
+        runs.append({**run_key(metrics), "val_acc": metrics["val_acc"], "dir": Path(folder)})
     return runs
 
 
-def runs_at_lambda_star(runs: Sequence[dict[str, Any]], table_rows: Sequence[dict[str, Any]]) -> dict[tuple, list[dict]]:
-    """(pair, rho, method) -> its runs at the lambda chosen in Table I, best validation accuracy first."""
-    chosen = chosen_lambdas(table_rows)
-    out: dict[tuple, list[dict]] = {}
+def group_chosen_runs(runs: Sequence[dict[str, Any]]) -> dict[tuple[str, str, str], list[dict]]:
+    """(pair, rho, method) -> its runs (the seeds at lambda*), best validation accuracy first.
+
+    The workflow passes only the runs Table I reports; runs of one cell at two
+    lambdas mean that something else was passed, which is an error.
+    """
+    out: dict[tuple[str, str, str], list[dict]] = {}
     for run in runs:
-        if at_chosen_lambda(chosen, run["pair"], run["rho"], run["method"], run["lambda"]):
-            out.setdefault((run["pair"], float(run["rho"]), run["method"]), []).append(run)
-    for group in out.values():
+        out.setdefault((run["pair"], run["rho"], run["method"]), []).append(run)
+    for (pair, rho, method), group in out.items():
+        lambdas = sorted({run["lambda"] for run in group}, key=float)
+        if len(lambdas) > 1:
+            raise ValueError(f"runs of {pair}/{method}/rho{rho} at several lambdas ({', '.join(lambdas)}): "
+                             "expected only the runs at lambda*")
         group.sort(key=lambda r: (-r["val_acc"], r["seed"]))
     return out
 
@@ -73,7 +79,7 @@ def relevance_rows(chosen: dict[tuple, list[dict]], teachers: dict[str, dict[str
                 "pair": pair,
                 "method": method,
                 "rho": rho,
-                "scored_rho": float(teachers[pair]["scored_rho"]),
+                "scored_rho": format_number(teachers[pair]["scored_rho"]),
                 "lambda": group[0]["lambda"],
                 "n_seeds": len(group),
                 "correlation": pearson(teacher, student),

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.tensors import NormalizedImages, batch_indices, images_to_tensor
+from ..data.tensors import NormalizedImages, batch_indices, images_to_tensor
 from .relevance import occlusion_relevance
 
 

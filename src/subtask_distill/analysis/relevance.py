@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .data.digits import draw_digits
+from ..data.digits import draw_digits
 
 GRID = 4
 DIGIT_PATCH = 0  # row-major index of the top-left patch

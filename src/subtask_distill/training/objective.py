@@ -13,11 +13,11 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from .methods import Method
-from .methods.kd import kd_loss
-from .models.taps import FeatureTaps, aligned_size, pool_to
-from .runtime import memory_format_of
-from .subspace import LayerSubspace
+from ..methods import Method
+from ..methods.kd import kd_loss
+from ..methods.subspace import LayerSubspace
+from ..models.taps import FeatureTaps, aligned_size, pool_to
+from ..runtime import memory_format_of
 
 
 @dataclass
@@ -40,8 +40,8 @@ class TeacherOutputs:
 def gather_rows(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """``tensor[index]``, in the tensor's own memory format.
 
-    index_select: 3-4x faster than advanced indexing on CPU (measured); a channels-last map is gathered as
-    the contiguous N x H x W x C tensor it is, which keeps the fast row-copying path.
+    index_select is faster than advanced indexing on the CPU; a channels-last map is gathered as the
+    contiguous N x H x W x C tensor it is, which keeps the fast row-copying path (docs/performance.md).
     """
     if memory_format_of(tensor) == torch.channels_last:
         return tensor.permute(0, 2, 3, 1).index_select(0, index).permute(0, 3, 1, 2)
@@ -86,10 +86,6 @@ class DistillationObjective(nn.Module):
             terms["layers"] = self.lam * torch.stack(per_layer).sum()
         return terms
 
-    def held_targets(self, targets: Sequence[torch.Tensor], memory_format: torch.memory_format) -> list[torch.Tensor]:
-        """Cached targets as each layer loss reads them fastest for a student in ``memory_format``."""
-        return [loss.held_target(target, memory_format) for loss, target in zip(self.layer_losses, targets)]
-
     @torch.no_grad()
     def teacher_targets(self, teacher_features: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Each layer loss's target from the teacher's feature maps (pooled to the aligned size)."""
@@ -101,9 +97,8 @@ class DistillationObjective(nn.Module):
 
 def _in_layout_of(layout: torch.memory_format, gradient: torch.Tensor) -> torch.Tensor:
     """A tapped map's gradient (the next layer's plus the layer loss's) can come out permuted, broadcast or in
-    another layout than the map; the student's ReLU backward then takes a strided path: 5-10x slower on CPU
-    (measured), and 17-24% of a channels-last student's speed with every layer-wise method (measured with
-    benchmarks/throughput.py)."""
+    another layout than the map; the student's backward then takes a slow strided path. Handing it back in the
+    map's own layout keeps every layer loss free of layout concerns (docs/performance.md)."""
     return gradient.contiguous(memory_format=layout)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .relevance import DIGIT_PATCH, GRID
+from ..analysis.relevance import DIGIT_PATCH, GRID
 
 
 def _pyplot():
@@ -146,7 +146,7 @@ def scatter_figure(
                 continue
             ax.scatter(teacher[~digit_mask], student[~digit_mask], s=4, alpha=0.4, color=settings["scatter_colour"], label="other patches")
             ax.scatter(teacher[digit_mask], student[digit_mask], s=6, alpha=0.6, color=settings["digit_colour"], label="digit patch")
-            ax.set_title(f"{name}, trained at rho={rho:g}\nr = {pearson(teacher, student):.2f}", fontsize=9)
+            ax.set_title(f"{name}, trained at rho={rho}\nr = {pearson(teacher, student):.2f}", fontsize=9)
             ax.axhline(0, color="grey", lw=0.5)
             ax.axvline(0, color="grey", lw=0.5)
             if row == len(rhos) - 1:

@@ -13,20 +13,17 @@ on every batch.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch
 
-from .data.tensors import batch_indices
-from .io import save_torch
-from .models.taps import FeatureTaps, pool_to
+from ..data.tensors import batch_indices
+from ..io import save_torch
+from ..models.taps import FeatureTaps, pool_to
 from .objective import DistillationObjective, TeacherOutputs
 
-CACHE_VERSION = 1
 MODES = ("auto", "cached", "online")
 
 
@@ -39,48 +36,6 @@ def resolve_mode(mode: str, augmented: bool) -> str:
     if mode == "cached" and augmented:
         raise ValueError("training.teacher_outputs: cached needs fixed inputs, but this study augments its training images")
     return mode
-
-
-def file_digest(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def target_cache_key(
-    *,
-    teacher_checkpoint: Path,
-    splits: Path,
-    teacher_spec: dict[str, Any],
-    sizes: Sequence[Sequence[int]],
-    method: str,
-    options: dict[str, Any] | None,
-    subspace: Path | None,
-    rho: str,
-    seed: int,
-) -> str:
-    """A key that changes with anything the cached layer targets depend on (lambda is not one of them).
-
-    The file digests cover the teacher's weights, the exact images (data
-    settings, rho and seed all change the splits file) and SubDistill's
-    fitted subspace; rho and seed are also named so that two studies never
-    share an entry by accident.
-    """
-    parts = {
-        "version": CACHE_VERSION,
-        "teacher": file_digest(teacher_checkpoint),
-        "splits": file_digest(splits),
-        "subspace": file_digest(subspace) if subspace is not None else None,
-        "teacher_spec": teacher_spec,
-        "sizes": [list(map(int, size)) for size in sizes],
-        "method": method,
-        "options": options or {},
-        "rho": rho,
-        "seed": seed,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
 
 
 @torch.no_grad()
@@ -126,14 +81,20 @@ def layer_targets(objective: DistillationObjective, features: Sequence[torch.Ten
     return [torch.cat([chunk[layer] for chunk in chunks]) for layer in range(len(features))]
 
 
+def in_layout(targets: Sequence[torch.Tensor], layout: torch.memory_format) -> list[torch.Tensor]:
+    """Layer targets that are feature maps, in the student's memory format: a loss then compares two maps
+    of one layout, and a channels-last map is gathered by rows (``gather_rows``)."""
+    return [t.contiguous(memory_format=layout) if t.dim() == 4 else t for t in targets]
+
+
 class CachedTeacher:
     """Teacher outputs computed once for fixed inputs, held on the training device and looked up by image index.
 
     Keeping them on the device means no host-to-device copy (and no wait) per batch.
     """
 
-    def __init__(self, outputs: TeacherOutputs, device: torch.device):
-        self.outputs = TeacherOutputs(outputs.logits.to(device), [t.to(device) for t in outputs.targets])
+    def __init__(self, outputs: TeacherOutputs, device: torch.device, layout: torch.memory_format = torch.contiguous_format):
+        self.outputs = TeacherOutputs(outputs.logits.to(device), in_layout([t.to(device) for t in outputs.targets], layout))
         self.device = device
 
     def __call__(self, x: torch.Tensor, index: torch.Tensor) -> TeacherOutputs:
@@ -143,14 +104,21 @@ class CachedTeacher:
 class OnlineTeacher:
     """The frozen teacher run on every batch: needed when the inputs are augmented."""
 
-    def __init__(self, taps: FeatureTaps, objective: DistillationObjective, autocast=contextlib.nullcontext):
+    def __init__(
+        self,
+        taps: FeatureTaps,
+        objective: DistillationObjective,
+        autocast=contextlib.nullcontext,
+        layout: torch.memory_format = torch.contiguous_format,
+    ):
         self.taps = taps
         self.objective = objective
         self.autocast = autocast
+        self.layout = layout
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, index: torch.Tensor) -> TeacherOutputs:
         with self.autocast():
             logits, features = self.taps(x)
         targets = self.objective.teacher_targets([f.float() for f in features]) if self.objective.layer_losses else []
-        return TeacherOutputs(logits.float(), targets)
+        return TeacherOutputs(logits.float(), in_layout(targets, self.layout))

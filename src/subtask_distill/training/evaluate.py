@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .data.tensors import batch_indices
+from ..data.tensors import batch_indices
 
 
 @torch.no_grad()

@@ -1,0 +1,198 @@
+"""One run wired from its inputs: the student, its objective, the teacher's outputs on each batch and the data.
+
+``build_distiller`` is the only place that assembles a run. The training job
+gives it inputs read from the workflow's files (``jobs.load_run_inputs``);
+the throughput benchmark and the tests give it tensors and networks they make.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+from ..methods import Method, get_method
+from ..methods.subspace import LayerSubspace
+from ..models.build import build_network
+from ..models.taps import FeatureTaps
+from ..runtime import autocast_context, memory_format, seed_everything
+from ..study import Run
+from .loop import Batch, DistillationData, TensorAccuracy, TensorBatches, TrainingOutcome, train_student
+from .objective import DistillationObjective, TeacherOutputs, build_objective
+from .teacher_source import CachedTeacher, OnlineTeacher, cached_tensors, layer_targets, resolve_mode, teacher_features
+
+CACHE_VERSION = 2
+
+
+@dataclass(frozen=True)
+class TargetCache:
+    """A folder of teacher layer targets shared by the runs of every lambda (``training.teacher_cache``).
+
+    ``identity`` names everything the targets depend on besides the objective
+    (digests of the teacher checkpoint, the splits and the subspace; rho and
+    seed); the factory completes the key with the layers and the method.
+    """
+
+    directory: Path
+    identity: dict[str, Any]
+
+    def key(self, **objective_parts: Any) -> str:
+        parts = {"version": CACHE_VERSION, **self.identity, **objective_parts}
+        return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """Everything one run is built from, in memory.
+
+    ``train_x`` holds the fixed training images, or ``train_loader`` makes the
+    augmented batches (decoded by workers, in the order of the run's
+    generator); exactly one of them is set. ``teacher_logits`` are the
+    teacher's subtask logits on the fixed training images. ``teacher`` is the
+    frozen subtask teacher, needed by layer-wise methods and online teacher
+    outputs; ``subspaces`` the fitted subspace per layer, for SubDistill.
+    ``fingerprint`` is what a resume checkpoint must match.
+    """
+
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    train_x: torch.Tensor | None = None
+    train_loader: Callable[[torch.Generator], Iterable[Batch]] | None = None
+    teacher_logits: torch.Tensor | None = None
+    teacher: nn.Module | None = None
+    subspaces: Sequence[LayerSubspace] | None = None
+    cache: TargetCache | None = None
+    fingerprint: str = ""
+
+    @property
+    def augmented(self) -> bool:
+        return self.train_loader is not None
+
+
+@dataclass
+class Distiller:
+    """One student run, ready to train."""
+
+    run: Run
+    student: nn.Module
+    objective: DistillationObjective
+    data: DistillationData
+    generator: torch.Generator
+    training: dict[str, Any]
+    fingerprint: str
+    teacher_mode: str
+
+    def train(self, log: logging.Logger, device: torch.device, resume_path: Path | None = None) -> TrainingOutcome:
+        return train_student(
+            self.student, self.objective, self.data, self.training, self.generator, log, device, resume_path, self.fingerprint
+        )
+
+
+def build_distiller(
+    config: dict[str, Any], run: Run, inputs: RunInputs, device: torch.device, log: logging.Logger | None = None
+) -> Distiller:
+    """Wire ``run``: seed, build the student and its objective, and the source of the teacher's outputs.
+
+    The seed is set first, so the student's and the layer losses' initial
+    weights depend only on the run's seed and config.
+    """
+    if (inputs.train_x is None) == (inputs.train_loader is None):
+        raise ValueError("RunInputs needs exactly one of train_x (fixed images) and train_loader (augmented)")
+    generator = seed_everything(run.seed)
+    training = config["training"]
+    method = get_method(run.method)
+    mode = resolve_mode(training["teacher_outputs"], inputs.augmented)
+    pair = config["pairs"][run.pair]
+    student = build_network(pair["student"], num_classes=len(config["data"]["subtask_classes"])).to(device)
+
+    taps = None
+    if method.uses_layers or mode == "online":
+        if inputs.teacher is None:
+            raise ValueError(f"method {method.name!r} with teacher_outputs {mode!r} needs the teacher")
+        taps = FeatureTaps(
+            inputs.teacher, pair["teacher"]["layers"] if method.uses_layers else [], named_in=inputs.teacher.model
+        )
+    objective = wire_objective(config, run, method, student, taps, inputs, device)
+    layout = memory_format(training["channels_last"], device)
+    if mode == "online":
+        inputs.teacher.to(memory_format=layout)  # it runs on every batch: in the layout convolutions run fastest
+        teacher = OnlineTeacher(taps, objective, autocast_context(training["mixed_precision"], device), layout)
+    else:
+        teacher = CachedTeacher(cached_outputs(config, run, objective, taps, inputs, device, log), device, layout)
+        if taps is not None:
+            taps.remove()
+
+    batch_size = training["batch_size"]
+    data = DistillationData(
+        train_batches=(
+            inputs.train_loader(generator) if inputs.augmented else TensorBatches(inputs.train_x.to(device), batch_size)
+        ),
+        teacher=teacher,
+        val_accuracy=TensorAccuracy(inputs.val_x.to(device), inputs.val_y.to(device)),
+        test_accuracy=TensorAccuracy(inputs.test_x.to(device), inputs.test_y.to(device)),
+    )
+    return Distiller(run, student, objective, data, generator, training, inputs.fingerprint, mode)
+
+
+def wire_objective(
+    config: dict[str, Any],
+    run: Run,
+    method: Method,
+    student: nn.Module,
+    teacher_taps: FeatureTaps | None,
+    inputs: RunInputs,
+    device: torch.device,
+) -> DistillationObjective:
+    """KD, plus for a layer-wise method one layer loss per paired layer, sized from one example image."""
+    temperature = config["training"]["temperature"]
+    if not method.uses_layers:
+        return build_objective(method, None, temperature, 0.0)
+    if method.subspace and inputs.subspaces is None:
+        raise ValueError(f"method {method.name!r} needs a fitted {method.subspace!r} subspace")
+    example = inputs.val_x[:1].to(device)
+    student_taps = FeatureTaps(student, config["pairs"][run.pair]["student"]["layers"])
+    return build_objective(
+        method, config["methods"][run.method], temperature, float(run.lam),
+        student_taps, teacher_taps.shapes(example), inputs.subspaces if method.subspace else None, example,
+    ).to(device)
+
+
+def cached_outputs(
+    config: dict[str, Any],
+    run: Run,
+    objective: DistillationObjective,
+    taps: FeatureTaps | None,
+    inputs: RunInputs,
+    device: torch.device,
+    log: logging.Logger | None,
+) -> TeacherOutputs:
+    """The teacher's outputs on every fixed training image: its logits, and each layer loss's target."""
+    if inputs.teacher_logits is None:
+        raise ValueError("cached teacher outputs need the teacher's logits on the training images")
+    if len(inputs.teacher_logits) != len(inputs.train_x):
+        raise ValueError(f"{len(inputs.teacher_logits)} teacher logits for {len(inputs.train_x)} training images")
+    if not objective.layer_losses:
+        return TeacherOutputs(inputs.teacher_logits)
+
+    def compute() -> list[torch.Tensor]:
+        features = teacher_features(taps, inputs.train_x, objective.sizes, device)
+        return layer_targets(objective, [f.to(device) for f in features])
+
+    if inputs.cache is None:
+        return TeacherOutputs(inputs.teacher_logits, compute())
+    key = inputs.cache.key(
+        teacher_spec=config["pairs"][run.pair]["teacher"],
+        sizes=[list(map(int, size)) for size in objective.sizes],
+        method=run.method,
+        options=config["methods"][run.method] or {},
+    )
+    targets = cached_tensors(inputs.cache.directory, key, compute, log or logging.getLogger(__name__))
+    return TeacherOutputs(inputs.teacher_logits, targets)
