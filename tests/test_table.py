@@ -69,11 +69,12 @@ def test_runs_csv_keeps_every_digit_and_canonical_keys_whatever_a_metrics_file_h
         "val_acc": 61.224489795918366, "test_acc": 55.1, "wall_time_s": 12.5,
         "history": [{"epoch": 1, "loss": 1.5, "kd": 1.0, "layers": 0.5, "val_acc": 40.0}, {"epoch": 2, "loss": 1.25}],
         "provenance": {"git": {"commit": "abc", "dirty": False}, "versions": {"torch": "2.9"},
-                       "machine": {"device": "cpu", "cpu": "Some CPU"}, "finished_utc": "2026-12-01T00:00:00+00:00"},
+                       "machine": {"device": "cpu", "cpu": "Some CPU", "cpu_capability": "AVX2", "torch_threads": 2}, "finished_utc": "2026-12-01T00:00:00+00:00"},
     }
     (row,) = read_runs_csv(runs_csv([metrics, dict(metrics, rho="0.5", **{"lambda": "100"})])[:-1].rsplit("\n", 1)[0] + "\n")
     assert (row["rho"], row["lambda"], row["seed"], row["best_epoch"]) == ("0.5", "100", 2, 3)
     assert row["val_acc"] == metrics["val_acc"] and row["commit"] == "abc" and row["cpu"] == "Some CPU"
+    assert (row["cpu_capability"], row["threads"]) == ("AVX2", "2")
     history = list(csv.DictReader(io.StringIO(history_csv([metrics]))))
     assert [h["epoch"] for h in history] == ["1", "2"] and history[0]["rho"] == "0.5" and history[0]["lambda"] == "100"
     assert list(history[0])[:6] == ["pair", "method", "rho", "lambda", "seed", "epoch"] and history[1]["kd"] == ""

@@ -26,6 +26,8 @@ RUN_COLUMNS = (
     "dirty",
     "device",
     "cpu",
+    "cpu_capability",
+    "threads",
     "torch",
     "finished_utc",
 )
@@ -56,6 +58,8 @@ def run_row(metrics: dict[str, Any]) -> dict[str, Any]:
         "dirty": provenance.get("git", {}).get("dirty"),
         "device": machine.get("gpu") or machine.get("device"),
         "cpu": machine.get("cpu"),
+        "cpu_capability": machine.get("cpu_capability"),
+        "threads": machine.get("torch_threads"),
         "torch": provenance.get("versions", {}).get("torch"),
         "finished_utc": provenance.get("finished_utc"),
     }
