@@ -11,7 +11,7 @@ from subtask_distill.methods import get_method
 from subtask_distill.study import format_number, runs
 from subtask_distill.methods.subspace import SUBSPACE_KINDS
 from subtask_distill.reporting.table import chosen_runs as table_cells, read_table_csv
-from subtask_distill.training.teacher_source import resolve_mode
+from subtask_distill.training.teacher_source import needs_teacher, resolve_mode
 
 # The schema (types, ranges, unknown keys, defaults filled in), registry and cross-key checks, then
 # the pairs' layers against their architectures: one line per problem, naming the key.
@@ -170,7 +170,7 @@ def student_inputs(wildcards):
             wildcards.pair, wildcards.rho, wildcards.seed
         ),
     }
-    if method.uses_layers or TEACHER_OUTPUTS == "online":
+    if needs_teacher(method.uses_layers, TEACHER_OUTPUTS):
         inputs["teacher"] = teacher_file(wildcards.pair)
     if method.subspace:
         inputs["subspace"] = subspace_file(

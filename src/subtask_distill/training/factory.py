@@ -25,7 +25,15 @@ from ..runtime import autocast_context, memory_format, seed_everything
 from ..study import Run
 from .loop import Batch, DistillationData, TensorAccuracy, TensorBatches, TrainingOutcome, train_student
 from .objective import DistillationObjective, TeacherOutputs, build_objective
-from .teacher_source import CachedTeacher, OnlineTeacher, cached_tensors, layer_targets, resolve_mode, teacher_features
+from .teacher_source import (
+    CachedTeacher,
+    OnlineTeacher,
+    cached_tensors,
+    layer_targets,
+    needs_teacher,
+    resolve_mode,
+    teacher_features,
+)
 
 CACHE_VERSION = 2
 
@@ -114,7 +122,7 @@ def build_distiller(
     student = build_network(pair["student"], num_classes=len(config["data"]["subtask_classes"])).to(device)
 
     taps = None
-    if method.uses_layers or mode == "online":
+    if needs_teacher(method.uses_layers, mode):
         if inputs.teacher is None:
             raise ValueError(f"method {method.name!r} with teacher_outputs {mode!r} needs the teacher")
         taps = FeatureTaps(

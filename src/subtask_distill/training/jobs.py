@@ -27,7 +27,7 @@ from ..study import Run
 from .evaluate import accuracy, predict_logits
 from .factory import RunInputs, TargetCache, build_distiller
 from .loop import LoaderBatches
-from .teacher_source import resolve_mode
+from .teacher_source import needs_teacher, resolve_mode
 
 
 def split_tensors(arrays: dict[str, Any], which: Sequence[str] = SPLITS) -> dict[str, NormalizedImages | torch.Tensor]:
@@ -170,7 +170,7 @@ def load_run_inputs(config: dict[str, Any], run: Run, files: RunFiles, device: t
     # Augmented training images are decoded batch by batch; fixed ones are held in memory with the rest.
     tensors = load_split_tensors(config, files.splits, run.seed, ("val", "test") if augmented else SPLITS)
     teacher = None
-    if method.uses_layers or mode == "online":
+    if needs_teacher(method.uses_layers, mode):
         if files.teacher is None:
             raise ValueError(f"method {method.name!r} with teacher_outputs {mode!r} needs the teacher checkpoint")
         teacher = load_subtask_teacher(files.teacher, config["pairs"][run.pair]["teacher"], config["data"]["subtask_classes"], device)

@@ -27,6 +27,11 @@ from .objective import DistillationObjective, TeacherOutputs
 MODES = ("auto", "cached", "online")
 
 
+def needs_teacher(uses_layers: bool, mode: str) -> bool:
+    """Whether a run needs the teacher network itself: for layer targets, or to run it online."""
+    return uses_layers or mode == "online"
+
+
 def resolve_mode(mode: str, augmented: bool) -> str:
     """``auto`` caches exactly when the inputs are fixed; caching augmented inputs would be wrong."""
     if mode not in MODES:
