@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 # Jobs call plain `python`: the venv comes first on PATH, as if activated.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup demo test test-slurm dry-run fidelity lint format clean
+.PHONY: setup demo test test-slurm dry-run fidelity questions lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,23 @@ fidelity: $(STAMP)
 		$(BIN)/snakemake table --profile profiles/local --configfile config.yaml configs/fidelity/$$variant.yaml || exit 1; \
 	done
 	for variant in $(FIDELITY_VARIANTS); do echo "== $$variant"; cat results/fidelity_$$variant/table1.md; done
+
+## questions: the studies of the paper's open questions, each an overlay of config.yaml (docs/questions.md)
+QUESTIONS := artifact_watermark artifact_jpeg selection biased_teacher layers
+questions: $(STAMP)
+	for question in $(QUESTIONS); do \
+		$(BIN)/snakemake --profile profiles/local --configfile config.yaml configs/questions/$$question.yaml || exit 1; \
+	done
+	for question in $(QUESTIONS); do echo "== $$question"; cat results/q_$$question/table1.md; done
+	$(BIN)/python scripts/compare_studies.py --out results/questions.png \
+		--panel "1. natural artifacts (class 0 in training)" "digit=results/q_selection/table1.csv#oracle" \
+			"watermark=results/q_artifact_watermark/table1.csv" "JPEG q5=results/q_artifact_jpeg/table1.csv" \
+		--panel "2. selection rule" "oracle=results/q_selection/table1.csv#oracle" \
+			"spurious=results/q_selection/table1.csv#spurious" \
+		--panel "3. the teacher" "clean=results/q_selection/table1.csv#oracle" \
+			"biased=results/q_biased_teacher/table1.csv" \
+		--panel "4. aligned layers" "first=results/q_layers/table1.csv@L1" \
+			"first two=results/q_layers/table1.csv@L12" "all four=results/q_layers/table1.csv"
 
 ## lint: Snakemake's linter, snakefmt's check and ruff (pyflakes, import order)
 lint: $(STAMP)

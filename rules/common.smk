@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from subtask_distill.config import check_layers, is_pretrained, validate_config
 from subtask_distill.data.checks import data_root_problems
 from subtask_distill.methods import get_method
-from subtask_distill.study import format_number, runs
+from subtask_distill.study import format_number, parse_variant, runs
 from subtask_distill.methods.subspace import SUBSPACE_KINDS
 from subtask_distill.reporting.table import chosen_runs as table_cells, read_table_csv
 from subtask_distill.training.teacher_source import needs_teacher, resolve_mode
@@ -30,6 +30,10 @@ METHODS = list(config["methods"])
 RHOS = [format_number(rho) for rho in config["rhos"]]
 SEEDS = [int(seed) for seed in config["seeds"]]
 RUNS = list(runs(config, {m: get_method(m).uses_layers for m in METHODS}))
+# The {method} wildcard: a method, or a layer-wise method with a layer subset (at-L12; layer_subsets).
+VARIANTS = list(dict.fromkeys(run.variant for run in RUNS))
+# The selection rules; the first chooses the checkpoints the figures analyse.
+SELECTION = config["selection"]
 # Subspace kinds needed by the configured methods (SubDistill: "subdistill", its PCA ablation: "pca").
 KINDS = sorted({get_method(m).subspace for m in METHODS} - {None})
 # Every model is analysed on the test images of the largest rho, whatever rho it was trained at
@@ -43,7 +47,7 @@ def one_of(values):
 
 wildcard_constraints:
     pair=one_of(PAIRS),
-    method=one_of(METHODS),
+    method=one_of(VARIANTS),
     rho=one_of(RHOS),
     lam=one_of(sorted({run.lam for run in RUNS})),
     seed=one_of(SEEDS),
@@ -51,7 +55,7 @@ wildcard_constraints:
 
 
 def job_config(*sections, pair=None, method=None):
-    """The config sections a job reads, as inline JSON for its --config.
+    """The config sections a job reads, as inline JSON for its --config (``method``: a {method} wildcard).
 
     Passing only these (rather than the config file) means a job reruns when a
     setting it uses changes, and only then (Snakemake's params trigger).
@@ -60,7 +64,8 @@ def job_config(*sections, pair=None, method=None):
     if pair is not None:
         subset["pairs"] = {pair: config["pairs"][pair]}
     if method is not None:
-        subset["methods"] = {method: config["methods"][method]}
+        name = parse_variant(method)[0]
+        subset["methods"] = {name: config["methods"][name]}
     return json.dumps(subset, sort_keys=True)
 
 
@@ -163,7 +168,7 @@ def student_inputs(wildcards):
     """A run's inputs: always the splits and teacher logits; the teacher when it runs
     (layer-wise methods, or any method with teacher_outputs: online) and a subspace when the method needs one.
     """
-    method = get_method(wildcards.method)
+    method = get_method(parse_variant(wildcards.method)[0])
     inputs = {
         "splits": splits_file(wildcards.rho, wildcards.seed),
         "teacher_logits": teacher_logits_file(
@@ -198,12 +203,12 @@ def chosen_runs(pair=None):
     a third of the grid at the paper's 5 lambdas.
     """
     table = Path(checkpoints.table.get().output.csv).read_text()
-    cells = table_cells(read_table_csv(table))
+    cells = table_cells(read_table_csv(table), SELECTION[0])
     return [
         run
         for run in RUNS
         if pair in (None, run.pair)
-        and (run.pair, run.method, run.rho, run.lam) in cells
+        and (run.pair, run.variant, run.rho, run.lam) in cells
     ]
 
 

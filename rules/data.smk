@@ -68,10 +68,12 @@ if DATA_KIND == "embedded":
             mem_mb=grows(2000),
             runtime=grows(10),
         params:
+            config=job_config("data"),
             rhos=RHOS,
             script=SCRIPTS / "preview_data.py",
         shell:
-            "python {params.script} --splits {input} --rhos {params.rhos} --out {output} > {log} 2>&1"
+            "python {params.script} --config {params.config:q} --splits {input} --rhos {params.rhos}"
+            " --out {output} > {log} 2>&1"
 
 
 if DATA_KIND == "imagenet":

@@ -1,4 +1,4 @@
-# Student training: one job per (pair, method, rho, lambda, seed).
+# Student training: one job per (pair, method with its layer subset, rho, lambda, seed).
 
 
 rule train_student:
@@ -20,7 +20,7 @@ rule train_student:
         runtime=job_runtime(1.0),
     params:
         config=lambda w: job_config(
-            "data", "training", "runtime", pair=w.pair, method=w.method
+            "data", "training", "runtime", "selection", pair=w.pair, method=w.method
         ),
         script=SCRIPTS / "train_student.py",
         out_dir=lambda w, output: Path(output.metrics).parent,

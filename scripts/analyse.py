@@ -12,7 +12,7 @@ import torch
 
 from subtask_distill import cli
 from subtask_distill.analysis.features import analyse
-from subtask_distill.data.sources import occlusion_inputs, split_arrays
+from subtask_distill.data.sources import clean_test_images, split_arrays, study_artifact
 from subtask_distill.io import save_arrays
 from subtask_distill.models.build import build_network, load_subtask_teacher
 from subtask_distill.runtime import select_device
@@ -27,7 +27,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the splits (the test split is the same for every seed)")
     p.add_argument("--checkpoint", type=Path, required=True, help="teacher.pt or a run's student.pt")
     p.add_argument("--splits", type=Path, required=True, help="split (embedded) or manifest (ImageNet) .npz of --scored-rho")
-    p.add_argument("--subtask-base", type=Path, help="embedded study: clean images and digit pools")
+    p.add_argument("--subtask-base", type=Path, help="embedded study: clean images and digits")
     p.add_argument("--out", type=Path, required=True, help="output .npz")
     args = p.parse_args()
     if args.role == "student" and args.rho is None:
@@ -45,18 +45,20 @@ def main() -> None:
     if data["kind"] == "embedded" and args.subtask_base is None:
         p.error("--subtask-base is required for the embedded study")
     splits = split_arrays(data, args.splits, args.seed, which=("test",), workers=data["workers"])
-    occlusion = occlusion_inputs(data, splits, args.subtask_base, workers=data["workers"])
-    result = analyse(model, splits, occlusion, config["analysis"]["max_images"], data["digit"]["style"], device)
+    clean = clean_test_images(data, splits, args.subtask_base, workers=data["workers"])
+    artifact = study_artifact(data, args.subtask_base)
+    result = analyse(model, splits, clean, artifact, config["analysis"]["max_images"], device)
     extra = {"pair": np.array(args.pair), "scored_rho": np.array(args.scored_rho)}
     if args.role == "student":
         extra["rho"] = np.array(args.rho)
     else:  # the figures draw relevance maps over these images
         extra["images"] = splits["test_x"][result["relevance_images"]]
     save_arrays(args.out, {**result, **extra})
+    on_artifact = np.abs(result["artifact_relevance"][np.isfinite(result["artifact_relevance"])])
     log.info(
-        "%s: features %s, relevance on %d images of rho %s, mean |R| on the digit patch %.3f vs other patches %.3f",
+        "%s: features %s, relevance on %d images of rho %s, mean |R| of the artifact %.3f vs a patch %.3f",
         args.role, result["features"].shape, len(result["relevance"]), args.scored_rho,
-        float(np.abs(result["relevance"][:, 0]).mean()), float(np.abs(result["relevance"][:, 1:]).mean()),
+        float(on_artifact.mean()) if len(on_artifact) else float("nan"), float(np.abs(result["relevance"]).mean()),
     )
 
 

@@ -8,13 +8,15 @@ CPU step, naming the file, before any GPU job runs.
 from pathlib import Path
 
 from subtask_distill import cli
+from subtask_distill.artifacts import describe_artifact
+from subtask_distill.data.contamination import EVALUATED_SPLITS
 from subtask_distill.data.imagenet import build_manifest, check_readable, save_manifest, scan_imagenet, split_of
-from subtask_distill.data.mnist import load_mnist
+from subtask_distill.data.sources import study_artifact
 
 
 def main() -> None:
     p = cli.parser(__doc__)
-    p.add_argument("--rho", type=float, required=True, help="fraction of each split that carries a digit")
+    p.add_argument("--rho", type=float, required=True, help="contamination rate (see data.artifact)")
     p.add_argument("--seeds", type=int, nargs="+", required=True, help="run seeds (each has its own validation split)")
     p.add_argument("--out", type=Path, required=True, help="output manifest .npz")
     args = p.parse_args()
@@ -25,12 +27,12 @@ def main() -> None:
     for name, images in scan.items():
         check_readable(root, images.paths)
         log.info("%s: %d images in %d classes, all readable", name, len(images.paths), len(data["wnids"]))
-    mnist = load_mnist(Path(data["mnist_root"]))
-    manifest = build_manifest(scan, {"train": mnist["train_labels"], "test": mnist["test_labels"]}, args.rho, data, args.seeds)
+    manifest = build_manifest(scan, study_artifact(data), args.rho, data, args.seeds)
     save_manifest(args.out, manifest)
-    for split in ("train", "val", "test"):
+    log.info(describe_artifact(data["artifact"]))
+    for split in EVALUATED_SPLITS:
         view = split_of(manifest, split, args.seeds[0])
-        log.info("seed %d %s: %d images, %d with a digit", args.seeds[0], split, len(view), int((view.digit_class >= 0).sum()))
+        log.info("seed %d %s: %d images, %d with the artifact", args.seeds[0], split, len(view), int((view.artifact >= 0).sum()))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from subtask_distill.io import read_json, write_text
 from subtask_distill.provenance import provenance
-from subtask_distill.reporting.report import benchmark_summary, build_report
+from subtask_distill.reporting.report import benchmark_summary, build_report, study_settings
 from subtask_distill.runtime import setup_logging
 
 
@@ -29,6 +29,7 @@ def main() -> None:
         config["study"], args.table_html.read_text(), teachers, args.preview, figures,
         args.relevance.read_text(), provenance(config),
         benchmark_summary(sorted(args.benchmarks_dir.rglob("*.tsv")) if args.benchmarks_dir else []),
+        study_settings(config),
     )
     write_text(args.out, text)
     setup_logging("make_report").info("report of %d figures (%d kB): %s", len(figures), len(text) // 1000, args.out)

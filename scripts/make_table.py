@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from subtask_distill.io import read_json, write_text
-from subtask_distill.methods import get_method
+from subtask_distill.methods import display_name
 from subtask_distill.reporting import render
 from subtask_distill.reporting.runs import read_runs_csv
 from subtask_distill.reporting.table import build_table, table_csv
@@ -31,12 +31,13 @@ def main() -> None:
 
     rows = build_table(runs, teacher_acc)
     methods = list(dict.fromkeys(run["method"] for run in runs))
-    names = {m: get_method(m).display_name for m in methods}
+    names = {m: display_name(m) for m in methods}
     write_text(args.csv, table_csv(rows))
     for path, renderer in ((args.markdown, render.markdown), (args.html, render.html_table), (args.latex, render.latex)):
         if path is not None:
-            write_text(path, renderer(rows, methods, names))
-    print(render.markdown(rows, methods, names))
+            write_text(path, render.per_rule(renderer, rows, methods, names))
+    print(render.per_rule(render.markdown, rows, methods, names))
+
 
 
 if __name__ == "__main__":

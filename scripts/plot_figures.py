@@ -10,7 +10,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from subtask_distill.io import atomic_path, load_arrays
-from subtask_distill.methods import get_method
+from subtask_distill.methods import display_name
 from subtask_distill.reporting.figures import Panel, heatmap_figure, scatter_figure, tsne_figure
 from subtask_distill.reporting.summary import group_chosen_runs, load_runs, mean_student_relevance, teacher_analyses
 from subtask_distill.runtime import setup_logging
@@ -54,18 +54,18 @@ def plot(args: argparse.Namespace, log) -> None:
     scored = format_number(teacher["scored_rho"])
     rhos = sorted({rho for pair, rho, _ in chosen if pair == args.pair}, key=float)
     methods = list(dict.fromkeys(method for pair, _, method in chosen if pair == args.pair))
-    names = {m: get_method(m).display_name for m in methods}
+    names = {m: display_name(m) for m in methods}
 
     def relevance(rho, method):
         return mean_student_relevance(chosen[(args.pair, rho, method)])
 
     top = rhos[-1]
-    panels = [Panel("Teacher", teacher["features"], teacher["labels"], teacher["digits"])]
+    panels = [Panel("Teacher", teacher["features"], teacher["labels"], teacher["artifacts"])]
     for method in methods:
         best = chosen[(args.pair, top, method)][0]
         features = load_arrays(best["dir"] / "analysis.npz")["features"]
         panels.append(
-            Panel(f"{names[method]} (λ={best['lambda']}, seed {best['seed']})", features, teacher["labels"], teacher["digits"])
+            Panel(f"{names[method]} (λ={best['lambda']}, seed {best['seed']})", features, teacher["labels"], teacher["artifacts"])
         )
     started = time.perf_counter()
     save(tsne_figure(panels, settings, f"{args.pair}, trained and tested at rho = {top}"), args.tsne, settings["dpi"])
@@ -77,15 +77,15 @@ def plot(args: argparse.Namespace, log) -> None:
     maps = {"Teacher": teacher["relevance"][examples]}
     for method in shown:
         for rho in sorted({rhos[0], top}):
-            maps[f"{names[method]}, trained at rho={rho}"] = relevance(rho, method)[examples]
-    labels = [f"y={teacher['labels'][image]} d={teacher['digits'][image]}" for image in teacher["relevance_images"][examples]]
+            maps[f"{names[method]}, trained at rho={rho}"] = relevance(rho, method)["relevance"][examples]
+    labels = [f"y={teacher['labels'][image]} a={teacher['artifacts'][image]}" for image in teacher["relevance_images"][examples]]
     title = f"{args.pair}: occlusion relevance on test images of rho = {scored} (red: supports the true class)"
     save(heatmap_figure(teacher["images"][examples], maps, labels, settings, title), args.heatmaps, settings["dpi"])
     log.info("relevance maps of %d images, %d models: %s", len(examples), len(maps), args.heatmaps)
 
     students = {rho: {names[m]: relevance(rho, m) for m in methods} for rho in rhos}
     title = f"{args.pair}: patch relevance on test images of rho = {scored}, teacher vs students (mean over seeds at λ*)"
-    save(scatter_figure(teacher["relevance"], students, settings, title), args.scatter, settings["dpi"])
+    save(scatter_figure(teacher, students, settings, title), args.scatter, settings["dpi"])
     log.info("relevance scatter plots of %d methods x %d training rhos: %s", len(methods), len(rhos), args.scatter)
 
 

@@ -5,14 +5,14 @@ from pathlib import Path
 
 from subtask_distill import cli
 from subtask_distill.runtime import select_device
-from subtask_distill.study import Run
+from subtask_distill.study import Run, parse_variant
 from subtask_distill.training.jobs import RunFiles, run_student
 
 
 def main() -> None:
     p = cli.parser(__doc__)
     p.add_argument("--pair", required=True)
-    p.add_argument("--method", required=True)
+    p.add_argument("--method", required=True, help="a method of the config, with its layer subset if any (at, at-L12)")
     p.add_argument("--rho", type=cli.grid_value, required=True)
     p.add_argument("--lam", type=cli.grid_value, required=True, help="weight of the layer losses (0 for output-only KD)")
     p.add_argument("--seed", type=int, required=True)
@@ -25,10 +25,11 @@ def main() -> None:
     p.add_argument("--out-dir", type=Path, required=True, help="folder for student.pt and metrics.json")
     args = p.parse_args()
     config, log = cli.setup(args, "train_student")
-    for key, known in (("pair", config["pairs"]), ("method", config["methods"])):
-        if getattr(args, key) not in known:
-            p.error(f"--{key} {getattr(args, key)!r} is not in the config ({', '.join(known)})")
-    run = Run(args.pair, args.method, args.rho, args.lam, args.seed)
+    method, layers = parse_variant(args.method)
+    for key, value, known in (("pair", args.pair, config["pairs"]), ("method", method, config["methods"])):
+        if value not in known:
+            p.error(f"--{key} {value!r} is not in the config ({', '.join(known)})")
+    run = Run(args.pair, method, args.rho, args.lam, args.seed, layers)
     device = select_device(config["runtime"]["device"])
     files = RunFiles(args.splits, args.teacher_logits, args.teacher, args.subspace, args.cache_dir)
     run_student(config, run, files, args.out_dir, device, log, resume_path=args.resume_file)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Train the embedded teacher on clean images of all classes; report its accuracy."""
+"""Train the embedded teacher on images of all classes (clean, or biased: see teacher_training.artifact_rho); report its accuracy."""
 
 import time
 from pathlib import Path
@@ -7,6 +7,8 @@ from pathlib import Path
 import torch
 
 from subtask_distill import cli
+from subtask_distill.artifacts import describe_artifact
+from subtask_distill.data.embedded import biased_teacher_images
 from subtask_distill.data.tensors import images_to_tensor
 from subtask_distill.io import load_arrays, write_json
 from subtask_distill.models.build import build_network, save_checkpoint
@@ -34,7 +36,12 @@ def main() -> None:
 
     teacher_set, base = load_arrays(args.teacher_set), load_arrays(args.subtask_base)
     mean, std = base["channel_mean"], base["channel_std"]
-    x, y = images_to_tensor(teacher_set["train_x"], mean, std), torch.from_numpy(teacher_set["train_y"])
+    train_x, bias = teacher_set["train_x"], config["teacher_training"]["artifact_rho"]
+    if bias > 0:
+        train_x, codes = biased_teacher_images(teacher_set, base, config["data"], bias)
+        log.info("a biased teacher: %d of its %d training images carry the %s", int((codes >= 0).sum()), len(codes),
+                 describe_artifact(config["data"]["artifact"]))
+    x, y = images_to_tensor(train_x, mean, std), torch.from_numpy(teacher_set["train_y"])
     x_test, y_test = images_to_tensor(teacher_set["test_x"], mean, std), torch.from_numpy(teacher_set["test_y"])
     num_classes = int(y.max()) + 1
     generator = seed_everything(args.seed)
@@ -51,6 +58,7 @@ def main() -> None:
         "subtask_test_acc": accuracy(subtask_logits, base["test_y"]),
         "num_classes": num_classes,
         "subtask_classes": subtask,
+        "artifact_rho": bias,
         "history": history,
         "wall_time_s": time.perf_counter() - start,
         "provenance": provenance(config),

@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from subtask_distill.data.digits import draw_digits, resize_digits
-from subtask_distill.data.imagenet import paste_digit
+from subtask_distill.artifacts import ArtifactContext
+from subtask_distill.artifacts.digit import Digit, draw_digits, resize_digits
 
 from .fabricated import fabricate_mnist
 
@@ -31,8 +30,9 @@ def authors_mnist_corner(image: np.ndarray, digit: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("seed", [0, 1])
 def test_opaque_digit_is_the_authors_square_whatever_the_photo(digits, seed):
     image = photo(seed)
-    drawn = paste_digit(torch.from_numpy(image).permute(2, 0, 1), resize_digits(digits[3:4], 56, "opaque")[0], "opaque")
-    drawn = drawn.permute(1, 2, 0).numpy()
+    pools = {"train": (digits, np.arange(len(digits)) % 10)}
+    artifact = Digit(ArtifactContext(image_size=224, num_classes=5, pools=pools), style="opaque")
+    drawn = artifact.draw(image, 3 % 5, 3, "train")
     assert np.array_equal(drawn, authors_mnist_corner(image, digits[3]))
     assert np.array_equal(drawn[56:], image[56:]) and np.array_equal(drawn[:, 56:], image[:, 56:])
     corner = drawn[:56, :56]

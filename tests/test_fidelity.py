@@ -19,9 +19,9 @@ OVERLAY = yaml.safe_load((REPO / "configs" / "paper_text.yaml").read_text())
 # Every switch of docs/fidelity.md: the key and the authors' behaviour (github p16i/subdistill, tag wcci-v2).
 AUTHORS = {
     "data.validation_split": "random",
-    "data.digit.style": "opaque",
-    "data.digit.test_pool": "train",
-    "data.digit.chosen_over": "pool",
+    "data.artifact.digit.style": "opaque",
+    "data.artifact.digit.test_pool": "train",
+    "data.artifact.chosen_over": "pool",
     "pairs.resnet18_to_resnet18s.student.kwargs.stem_width": 64,
     "pairs.resnet18_to_resnet18s.student.kwargs.init": "torch_default",
     "pairs.vitb16_to_effformerv2.student.kwargs.distillation": True,

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from subtask_distill.data.contamination import NO_DIGIT, contaminated_count
+from subtask_distill.artifacts import build_artifact
+from subtask_distill.data.contamination import NO_ARTIFACT, SPURIOUS_VAL, contaminated_count
 from subtask_distill.data.imagenet import (
     WADING_BIRDS,
     DataError,
@@ -13,10 +14,8 @@ from subtask_distill.data.imagenet import (
     check_readable,
     load_manifest,
     make_loader,
-    paste_digit,
     save_manifest,
     scan_imagenet,
-    split_digits,
     split_of,
 )
 
@@ -26,10 +25,19 @@ WNIDS = [bird.wnid for bird in WADING_BIRDS]
 SEEDS = (0, 1)
 
 
-def data_config(chosen_over="split", test_pool="test", validation_split="stratified", style="strokes") -> dict:
+def data_config(chosen_over="split", test_pool="test", validation_split="stratified", style="strokes", size=224) -> dict:
     """The data section a manifest is built from (this project's per-split scheme unless told)."""
-    digit = {"chosen_over": chosen_over, "test_pool": test_pool, "style": style}
-    return {"seed": 0, "validation_fraction": 0.2, "validation_split": validation_split, "digit": digit}
+    artifact = {"kind": "digit", "chosen_over": chosen_over, "target_class": 0, "digit": {"test_pool": test_pool, "style": style}}
+    return {
+        "seed": 0, "validation_fraction": 0.2, "validation_split": validation_split, "artifact": artifact,
+        "image_size": size, "subtask_classes": [129, 130, 134, 135, 138],
+    }
+
+
+def digits(mnist, **data) -> object:
+    """The digit artifact of ``data_config(**data)``, drawing from the fabricated MNIST."""
+    pools = {name: (mnist[f"{name}_images"], mnist[f"{name}_labels"]) for name in ("train", "test")}
+    return build_artifact(data_config(**data), pools)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +55,7 @@ def mnist(tmp_path_factory):
 def manifests(imagenet, mnist):
     root, _ = imagenet
     scan = scan_imagenet(root, WNIDS)
-    digit_labels = {"train": mnist["train_labels"], "test": mnist["test_labels"]}
-    return {rho: build_manifest(scan, digit_labels, rho, data_config(), SEEDS) for rho in (0.0, 0.5, 1.0)}
+    return {rho: build_manifest(scan, digits(mnist), rho, data_config(), SEEDS) for rho in (0.0, 0.5, 1.0)}
 
 
 @pytest.fixture(scope="module")
@@ -56,9 +63,8 @@ def authors_manifests(imagenet, mnist):
     """Manifests drawn as the authors' code draws them (pool, MNIST train digits for test, random split)."""
     root, _ = imagenet
     scan = scan_imagenet(root, WNIDS)
-    digit_labels = {"train": mnist["train_labels"], "test": mnist["test_labels"]}
-    data = data_config("pool", "train", "random", "opaque")
-    return {rho: build_manifest(scan, digit_labels, rho, data, SEEDS) for rho in (0.0, 0.5, 1.0)}
+    authors = {"chosen_over": "pool", "test_pool": "train", "validation_split": "random", "style": "opaque"}
+    return {rho: build_manifest(scan, digits(mnist, **authors), rho, data_config(**authors), SEEDS) for rho in (0.0, 0.5, 1.0)}
 
 
 @pytest.fixture
@@ -131,9 +137,9 @@ def test_unreadable_image_is_named_by_check_and_by_the_dataset(tiny_root, mnist)
         check_readable(tiny_root, scan["test"].paths)
     assert str(broken) in str(error.value)
 
-    manifest = build_manifest(scan, {"train": mnist["train_labels"], "test": mnist["test_labels"]}, 0.0, data_config(), [0])
+    manifest = build_manifest(scan, digits(mnist), 0.0, data_config(), [0])
     view = split_of(manifest, "test", 0)
-    dataset = WadingBirds(tiny_root, view, split_digits(view, mnist, 224, "strokes"), "strokes", "eval")
+    dataset = WadingBirds(tiny_root, view, digits(mnist), "eval")
     with pytest.raises(DataError) as error:
         dataset[3]
     assert str(broken) in str(error.value)
@@ -141,8 +147,7 @@ def test_unreadable_image_is_named_by_check_and_by_the_dataset(tiny_root, mnist)
 
 def test_manifest_is_deterministic(imagenet, mnist, manifests):
     root, _ = imagenet
-    digit_labels = {"train": mnist["train_labels"], "test": mnist["test_labels"]}
-    again = build_manifest(scan_imagenet(root, WNIDS), digit_labels, 0.5, data_config(), SEEDS)
+    again = build_manifest(scan_imagenet(root, WNIDS), digits(mnist), 0.5, data_config(), SEEDS)
     assert again.keys() == manifests[0.5].keys()
     for key, value in manifests[0.5].items():
         assert np.array_equal(again[key], value), key
@@ -153,13 +158,13 @@ def test_each_split_carries_exactly_round_rho_n_matching_digits(manifests, mnist
     for rho, manifest in manifests.items():
         for split in ("train", "val", "test"):
             view = split_of(manifest, split, seed)
-            marked = view.digit_class != NO_DIGIT
+            marked = view.artifact != NO_ARTIFACT
             assert marked.sum() == contaminated_count(rho, len(view)), (rho, split)
-            assert np.all(view.digit_index[~marked] == NO_DIGIT)
+            assert np.all(view.instance[~marked] == NO_ARTIFACT)
             digit_labels = mnist["test_labels" if split == "test" else "train_labels"]
-            assert np.array_equal(digit_labels[view.digit_index[marked]], view.digit_class[marked])
+            assert np.array_equal(digit_labels[view.instance[marked]], view.artifact[marked])
             if split == "train":
-                assert np.array_equal(view.digit_class[marked], view.labels[marked])
+                assert np.array_equal(view.artifact[marked], view.labels[marked])
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -167,9 +172,9 @@ def test_half_contamination_is_a_subset_of_full_with_the_same_digits(manifests, 
     for split in ("train", "val", "test"):
         half, full = split_of(manifests[0.5], split, seed), split_of(manifests[1.0], split, seed)
         assert np.array_equal(half.paths, full.paths)
-        marked = half.digit_class != NO_DIGIT
-        assert np.array_equal(half.digit_class[marked], full.digit_class[marked])
-        assert np.array_equal(half.digit_index[marked], full.digit_index[marked])
+        marked = half.artifact != NO_ARTIFACT
+        assert np.array_equal(half.artifact[marked], full.artifact[marked])
+        assert np.array_equal(half.instance[marked], full.instance[marked])
 
 
 def test_authors_draws_contaminate_the_same_pool_images_for_every_seed(authors_manifests, mnist):
@@ -179,18 +184,18 @@ def test_authors_draws_contaminate_the_same_pool_images_for_every_seed(authors_m
         for seed in SEEDS:
             train, val = split_of(manifest, "train", seed), split_of(manifest, "val", seed)
             for view in (train, val):
-                assert np.array_equal(view.digit_class != NO_DIGIT, np.isin(view.image_id, chosen))
-                marked = np.flatnonzero(view.digit_class != NO_DIGIT)
+                assert np.array_equal(view.artifact != NO_ARTIFACT, np.isin(view.image_id, chosen))
+                marked = np.flatnonzero(view.artifact != NO_ARTIFACT)
                 for row in marked:  # the authors' mnist_corner: default_rng(image index).choice among the class
                     index = int(view.image_id[row])
-                    pool = np.flatnonzero(mnist["train_labels"] == view.digit_class[row])
-                    assert view.digit_index[row] == np.random.default_rng(index).choice(pool)
-            assert np.array_equal(train.digit_class[train.digit_class != NO_DIGIT], train.labels[train.digit_class != NO_DIGIT])
+                    pool = np.flatnonzero(mnist["train_labels"] == view.artifact[row])
+                    assert view.instance[row] == np.random.default_rng(index).choice(pool)
+            assert np.array_equal(train.artifact[train.artifact != NO_ARTIFACT], train.labels[train.artifact != NO_ARTIFACT])
         test = split_of(manifest, "test", 0)
-        assert test.digit_pool == "train"  # every split's digits come from MNIST's training images
-        assert (test.digit_class != NO_DIGIT).sum() == int(test_size * rho)
-        for row in np.flatnonzero(test.digit_class != NO_DIGIT):
-            assert test.digit_class[row] == np.random.default_rng(int(test.image_id[row])).permutation(5)[0]
+        assert test.pool == "train"  # every split's digits come from MNIST's training images
+        assert (test.artifact != NO_ARTIFACT).sum() == int(test_size * rho)
+        for row in np.flatnonzero(test.artifact != NO_ARTIFACT):
+            assert test.artifact[row] == np.random.default_rng(int(test.image_id[row])).permutation(5)[0]
 
 
 @pytest.mark.filterwarnings("ignore:Length of split at index 2 is 0")
@@ -224,37 +229,33 @@ def test_manifest_round_trips_through_a_file(tmp_path, manifests):
 def test_stale_manifest_and_unknown_seed_are_clear_errors(tmp_path, manifests):
     path = tmp_path / "old.npz"
     np.savez(path, seeds=np.array([0]))
-    with pytest.raises(DataError, match="pool_path"):
+    with pytest.raises(DataError, match="not a manifest of this version"):
         load_manifest(path)
     with pytest.raises(DataError, match="seed 7"):
         split_of(manifests[0.5], "train", 7)
 
 
-def test_paste_digit_draws_only_into_the_top_left_patch():
-    digit = torch.zeros(4, 4)
-    digit[1, 2] = 1.0
-    image = torch.full((3, 16, 16), 10, dtype=torch.uint8)
-    strokes = paste_digit(image, digit, "strokes")
-    assert strokes[:, 1, 2].tolist() == [255, 255, 255]
-    assert (strokes != image).sum() == 3  # white strokes over the photo
-    opaque = paste_digit(image, digit, "opaque")
-    assert opaque[:, 1, 2].tolist() == [255, 255, 255]
-    assert (opaque[:, :4, :4] == 0).sum() == 3 * 15  # the digit's black background replaces the photo
-    assert torch.equal(opaque[:, 4:], image[:, 4:]) and torch.equal(opaque[:, :, 4:], image[:, :, 4:])
-    with pytest.raises(ValueError, match="expected"):
-        paste_digit(image, torch.zeros(5, 5), "opaque")
+@pytest.mark.parametrize("seed", SEEDS)
+def test_spurious_validation_images_carry_the_training_correlation(manifests, seed):
+    """selection: spurious validates on the validation images, contaminated like the training images."""
+    for rho in (0.5, 1.0):
+        val, spurious = split_of(manifests[rho], "val", seed), split_of(manifests[rho], SPURIOUS_VAL, seed)
+        assert np.array_equal(val.image_id, spurious.image_id)
+        marked = spurious.artifact != NO_ARTIFACT
+        assert marked.sum() == contaminated_count(rho, len(spurious))
+        assert np.array_equal(spurious.artifact[marked], spurious.labels[marked])
 
 
 def test_eval_items_are_normalised_224px_images_with_a_bright_digit_corner(imagenet, manifests, mnist):
     root, _ = imagenet
     views = {rho: split_of(manifests[rho], "test", 0) for rho in (0.0, 1.0)}
     datasets = {
-        rho: WadingBirds(root, v, split_digits(v, mnist, 224, "strokes"), "strokes", "eval") for rho, v in views.items()
+        rho: WadingBirds(root, v, digits(mnist), "eval") for rho, v in views.items()
     }
     (dirty, label, digit, index), (clean, clean_label, clean_digit, _) = datasets[1.0][4], datasets[0.0][4]
     assert dirty.shape == (3, 224, 224) and dirty.dtype == torch.float32
     assert (label, index) == (2, 4) and clean_label == label
-    assert clean_digit == NO_DIGIT and digit == views[1.0].digit_class[4] != NO_DIGIT
+    assert clean_digit == NO_ARTIFACT and digit == views[1.0].artifact[4] != NO_ARTIFACT
     assert dirty[:, :56, :56].mean() > clean[:, :56, :56].mean() + 0.1
     assert torch.equal(dirty[:, 56:], clean[:, 56:]) and torch.equal(dirty[:, :, 56:], clean[:, :, 56:])
 
@@ -268,7 +269,7 @@ def _batches(dataset, seed: int, workers: int) -> list[torch.Tensor]:
 def test_same_seed_gives_the_same_augmented_batches(imagenet, manifests, mnist, workers):
     root, _ = imagenet
     view = split_of(manifests[1.0], "val", 0)
-    dataset = WadingBirds(root, view, split_digits(view, mnist, 64, "opaque"), "opaque", "train", image_size=64)
+    dataset = WadingBirds(root, view, digits(mnist, style="opaque", size=64), "train", image_size=64)
     runs = []
     for global_seed in (0, 0, 1):  # with workers the loader's generator alone fixes the augmentations
         torch.manual_seed(global_seed)
@@ -279,11 +280,11 @@ def test_same_seed_gives_the_same_augmented_batches(imagenet, manifests, mnist, 
     assert not all(torch.equal(a, b) for a, b in zip(runs[0], _batches(dataset, seed=6, workers=workers)))
 
 
-def test_loader_yields_labels_digits_and_indices(imagenet, manifests, mnist):
+def test_loader_yields_labels_artifacts_and_indices(imagenet, manifests, mnist):
     root, _ = imagenet
     view = split_of(manifests[0.5], "test", 0)
-    dataset = WadingBirds(root, view, split_digits(view, mnist, 64, "opaque"), "opaque", "eval", image_size=64)
+    dataset = WadingBirds(root, view, digits(mnist, style="opaque", size=64), "eval", image_size=64)
     loader = make_loader(dataset, 4, False, 0, torch.Generator().manual_seed(0), pin_memory=False)
-    labels, digits, indices = (torch.cat(column).tolist() for column in list(zip(*loader))[1:])
-    assert labels == view.labels.tolist() and digits == view.digit_class.tolist()
+    labels, codes, indices = (torch.cat(column).tolist() for column in list(zip(*loader))[1:])
+    assert labels == view.labels.tolist() and codes == view.artifact.tolist()
     assert indices == list(range(len(view)))

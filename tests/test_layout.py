@@ -11,6 +11,7 @@ PACKAGE = REPO / "src" / "subtask_distill"
 # Lowest first. A module may import modules of strictly lower layers only.
 LAYERS = [
     {"io", "runtime", "study"},
+    {"artifacts"},
     {"data", "models"},
     {"methods"},
     {"layer_check"},

@@ -55,7 +55,7 @@ def test_table_reports_test_accuracy_at_the_selected_lambda():
     assert [(r["rho"], r["method"], r["lambda"], r["test_acc_mean"]) for r in back] == [
         ("1", "kd", "0", 42.0), ("1", "at", "1", 51.0)
     ]
-    assert chosen_runs(back) == {("p", "kd", "1", "0"), ("p", "at", "1", "1")}
+    assert chosen_runs(back, "oracle") == {("p", "kd", "1", "0"), ("p", "at", "1", "1")}
 
 
 def test_rows_are_ordered_by_rho_as_a_number():

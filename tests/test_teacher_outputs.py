@@ -79,7 +79,7 @@ def test_cache_key_changes_with_teacher_rho_seed_data_and_method(key_files, tmp_
     assert key() == key(run=Run("embedded", "at", "1", "100", 0)), "lambda does not change the targets"
     torch.manual_seed(1)
     save_checkpoint(tmp_path / "other_teacher.pt", create_model(spec["arch"], num_classes=10), spec)
-    other_data = dict(test_config["data"], digit=dict(test_config["data"]["digit"], style="strokes"))
+    other_data = dict(test_config["data"], artifact=dict(test_config["data"]["artifact"], digit={"style": "strokes"}))
     save_arrays(tmp_path / "other_data.npz", build_splits(tiny_data[1], other_data, 1.0, seed=0))
     save_arrays(tmp_path / "rho_half.npz", build_splits(tiny_data[1], test_config["data"], 0.5, seed=0))
     save_arrays(tmp_path / "seed_1.npz", build_splits(tiny_data[1], test_config["data"], 1.0, seed=1))

@@ -87,7 +87,7 @@ def test_every_model_is_scored_on_the_contaminated_test_images_of_the_largest_rh
     """As the paper's Fig. 3: students trained at rho = 0 are scored on the same images as those trained at 1."""
     teacher = np.load(tiny_study / "analysis" / "embedded" / "teacher.npz")
     assert str(teacher["scored_rho"]) == "1"
-    assert np.all(teacher["digits"][teacher["relevance_images"]] >= 0)  # every relevance image carries a digit
+    assert np.all(teacher["artifacts"][teacher["relevance_images"]] >= 0)  # every relevance image carries the artifact
     by_rho = {}
     for path in tiny_study.glob("runs/embedded/*/rho*/lam*/seed*/analysis.npz"):
         analysis = np.load(path)

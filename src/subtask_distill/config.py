@@ -126,6 +126,8 @@ def check_semantics(config: dict[str, Any], partial: bool = False) -> None:
                 problems.append(f"data.texture.{key}: lower bound {low} exceeds upper bound {high}")
     if data:
         problems += _data_problems(data, config.get("training"))
+        problems += _artifact_problems(data)
+    problems += _study_problems(config)
     if problems:
         raise ConfigError("invalid config:\n" + "\n".join(f"  {p}" for p in problems))
 
@@ -177,29 +179,69 @@ def _data_problems(data: dict[str, Any], training: dict[str, Any] | None) -> lis
     return problems
 
 
-_RESERVED_OPTIONS = {"teacher_shape", "student_shape", "subspace"}
+_RESERVED_OPTIONS = {"self", "teacher_shape", "student_shape", "subspace", "context"}
 
 
 def _option_problems(name: str, method, options: dict[str, Any]) -> list[str]:
-    """Options of a method are keyword arguments of its layer loss; check names and, where the
-    loss annotates them (``Literal[...]`` or ``bool``), values, before any job runs."""
+    """Options of a method are keyword arguments of its layer loss."""
     if not options:
         return []
     if method.layer_loss is None:
         return [f"methods.{name}: output-only KD takes no options, got {sorted(options)}"]
-    known = set(inspect.signature(method.layer_loss).parameters) - _RESERVED_OPTIONS
-    builder = method.layer_loss.__init__ if inspect.isclass(method.layer_loss) else method.layer_loss
-    hints = typing.get_type_hints(builder)
+    return _keyword_problems(f"methods.{name}", method.layer_loss, options)
+
+
+def _keyword_problems(key: str, builder, options: dict[str, Any]) -> list[str]:
+    """Check options against the keyword arguments of ``builder`` (a class or function): names, and values
+    where it annotates them (``Literal[...]``, ``bool``), before any job runs."""
+    function = builder.__init__ if inspect.isclass(builder) else builder
+    known = set(inspect.signature(function).parameters) - _RESERVED_OPTIONS
+    hints = typing.get_type_hints(function)
     problems = []
-    for key, value in options.items():
-        if key not in known:
-            problems.append(
-                f"methods.{name}.{key}: not an option of {method.layer_loss.__name__} (options: {', '.join(sorted(known)) or 'none'})"
-            )
-        elif typing.get_origin(hints.get(key)) is typing.Literal and value not in typing.get_args(hints[key]):
-            problems.append(f"methods.{name}.{key}: {value!r} is not one of {', '.join(map(str, typing.get_args(hints[key])))}")
-        elif hints.get(key) is bool and not isinstance(value, bool):
-            problems.append(f"methods.{name}.{key}: {value!r} must be true or false")
+    for option, value in options.items():
+        if option not in known:
+            problems.append(f"{key}.{option}: not an option of {builder.__name__} (options: {', '.join(sorted(known)) or 'none'})")
+        elif typing.get_origin(hints.get(option)) is typing.Literal and value not in typing.get_args(hints[option]):
+            problems.append(f"{key}.{option}: {value!r} is not one of {', '.join(map(str, typing.get_args(hints[option])))}")
+        elif hints.get(option) is bool and not isinstance(value, bool):
+            problems.append(f"{key}.{option}: {value!r} must be true or false")
+    return problems
+
+
+def _artifact_problems(data: dict[str, Any]) -> list[str]:
+    from .artifacts import get_artifact, list_artifacts
+    from .artifacts.registry import ARTIFACT_SETTINGS
+
+    spec = data["artifact"]
+    problems = []
+    for name, options in spec.items():
+        if name in ARTIFACT_SETTINGS:
+            continue
+        if name not in list_artifacts():
+            problems.append(f"data.artifact.{name}: not an artifact kind; registered: {', '.join(list_artifacts())}")
+        else:
+            problems += _keyword_problems(f"data.artifact.{name}", get_artifact(name), options or {})
+    if spec["kind"] not in list_artifacts():
+        return problems + [f"data.artifact.kind: unknown artifact {spec['kind']!r}; registered: {', '.join(list_artifacts())}"]
+    kind = get_artifact(spec["kind"])
+    if not kind.class_coded and spec["target_class"] >= len(data["subtask_classes"]):
+        problems.append(f"data.artifact.target_class: {spec['target_class']} is not a subtask class (0..{len(data['subtask_classes']) - 1})")
+    return problems
+
+
+def _study_problems(config: dict[str, Any]) -> list[str]:
+    """Layer subsets against the pairs' layers, and the biased teacher against the data kind."""
+    problems = []
+    for subset in config.get("layer_subsets", ["all"]):
+        if subset == "all":
+            continue
+        for pair, spec in config.get("pairs", {}).items():
+            if max(subset) > len(spec["teacher"]["layers"]):
+                problems.append(f"layer_subsets: {subset} names layer {max(subset)}, but pair {pair} pairs {len(spec['teacher']['layers'])}")
+    teacher_training = config.get("teacher_training") or {}
+    data = config.get("data")
+    if teacher_training.get("artifact_rho") and data and data["kind"] != "embedded":
+        problems.append("teacher_training.artifact_rho: a biased teacher is trained by the embedded study only (ImageNet teachers are pretrained)")
     return problems
 
 

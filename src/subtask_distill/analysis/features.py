@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..artifacts import Artifact
 from ..data.tensors import NormalizedImages, batch_indices, images_to_tensor
 from .relevance import occlusion_relevance
 
@@ -49,19 +50,18 @@ def penultimate_features(model: nn.Module, x: torch.Tensor, device: torch.device
 def analyse(
     model: nn.Module,
     splits: dict[str, np.ndarray],
-    occlusion: dict[str, np.ndarray],
+    clean_test: np.ndarray,
+    artifact: Artifact,
     max_images: int | None,
-    style: str,
     device: torch.device,
 ) -> dict[str, Any]:
     """Features of the whole test split; relevance on its contaminated images (all images when none is).
 
-    ``occlusion`` holds the clean test images and the digit pool (see
-    ``data.sources.occlusion_inputs``); ``style`` is the digits' look. With
-    ``max_images`` (None: all), that many images get relevance maps, evenly
-    spaced over the split (which is ordered by class), so every class is
-    represented; they are the same for every model, so their maps can be
-    compared.
+    ``clean_test`` holds the test images without artifacts, indexed by
+    ``test_id`` (``data.sources.clean_test_images``). With ``max_images``
+    (None: all), that many images get relevance maps, evenly spaced over the
+    split (which is ordered by class), so every class is represented; they
+    are the same for every model, so their maps can be compared.
     """
     mean, std = splits["channel_mean"], splits["channel_std"]
     model = model.to(device).eval()
@@ -71,26 +71,26 @@ def analyse(
 
     test_x = splits["test_x"]
     features = penultimate_features(model, NormalizedImages(test_x, mean, std), device)
-    digits = splits["test_digit"]
-    chosen = np.flatnonzero(digits >= 0) if np.any(digits >= 0) else np.arange(len(digits))
+    codes = splits["test_artifact"]
+    chosen = np.flatnonzero(codes >= 0) if np.any(codes >= 0) else np.arange(len(codes))
     if max_images is not None and len(chosen) > max_images:
         chosen = chosen[np.linspace(0, len(chosen) - 1, max_images).round().astype(int)]
     relevance = occlusion_relevance(
         model,
         images=test_x[chosen],
-        clean=occlusion["clean_x"][splits["test_id"][chosen]],
+        clean=clean_test[splits["test_id"][chosen]],
         labels=splits["test_y"][chosen],
-        digit_classes=digits[chosen],
-        digit_pool=occlusion["digits"],
-        digit_pool_labels=occlusion["digits_y"],
+        codes=codes[chosen],
+        instances=splits["test_instance"][chosen],
+        artifact=artifact,
+        pool=artifact.pool_of("test"),
         mean_colour=mean,
         to_tensor=to_tensor,
-        style=style,
     )
     return {
         "features": features,
         "labels": splits["test_y"],
-        "digits": digits,
-        "relevance": relevance,
+        "artifacts": codes,
+        **relevance,
         "relevance_images": chosen,
     }

@@ -1,10 +1,15 @@
-"""Occlusion relevance on a 4x4 patch grid (the paper's Fig. 3).
+"""Occlusion relevance on a 4x4 patch grid (the paper's Fig. 3), and of the artifact itself.
 
 R_p(x) = f(x) - f(x without patch p), with f the logit of the true class minus
-the largest other subtask logit. Removing the digit patch (top-left) means
-drawing a digit of a different class there, in the same look as the data's
-digits; removing any other patch means filling it with the dataset's mean
-colour. The 16 occluded copies of an image go through the model in one batch.
+the largest other subtask logit. Removing a patch means filling it with the
+dataset's mean colour, except the patch that holds an image's whole artifact
+(the digit's top-left patch): there the artifact is removed instead (the
+artifact registry's ``remove``: for the digit, a digit of another class drawn
+into the clean corner). R_artifact(x) = f(x) - f(x without its artifact)
+measures the artifact alone: it is R_p of the artifact's patch when the
+artifact fits one, else one more forward pass (a watermark across patches,
+compression over the whole image). The occluded copies of an image go through
+the model in one batch.
 """
 
 from __future__ import annotations
@@ -14,10 +19,9 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data.digits import draw_digits
+from ..artifacts import GRID, Artifact
 
-GRID = 4
-DIGIT_PATCH = 0  # row-major index of the top-left patch
+NO_PATCH = -1
 
 
 def margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -27,21 +31,12 @@ def margin(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return true - others.max(dim=1).values
 
 
-def replacement_digit_class(digit: int, key: int, num_classes: int) -> int:
-    """A digit class other than ``digit``, chosen by ``key`` (deterministic)."""
-    return (digit + 1 + key % (num_classes - 1)) % num_classes
-
-
-def occluded_copies(
-    image: np.ndarray, clean: np.ndarray, mean_colour: np.ndarray, replacement_digit: np.ndarray | None, style: str
-) -> np.ndarray:
+def occluded_copies(image: np.ndarray, mean_colour: np.ndarray, removed: np.ndarray | None, artifact_patch: int) -> np.ndarray:
     """The 16 copies of a uint8 HWC image, copy p with patch p removed.
 
-    ``clean`` is the same image without any digit. With a ``replacement_digit``
-    (intensities in [0, 1]), the digit patch of copy 0 becomes the clean corner
-    with that digit drawn in the data's ``style``; without one (an image that
-    carries no digit), the corner is filled with the mean colour like every
-    other patch.
+    ``removed`` is the image without its artifact (None when it carries
+    none); copy ``artifact_patch`` is that image when the artifact fits the
+    patch, every other patch is filled with the mean colour.
     """
     size = image.shape[0]
     patch = size // GRID
@@ -50,9 +45,8 @@ def occluded_copies(
     for p in range(GRID * GRID):
         row, col = divmod(p, GRID)
         rows, cols = slice(row * patch, (row + 1) * patch), slice(col * patch, (col + 1) * patch)
-        if p == DIGIT_PATCH and replacement_digit is not None:
-            corner = clean[rows, cols].astype(np.float32)
-            copies[p, rows, cols] = np.round(draw_digits(corner, replacement_digit, style)).astype(np.uint8)
+        if p == artifact_patch and removed is not None:
+            copies[p] = removed
         else:
             copies[p, rows, cols] = fill
     return copies
@@ -64,29 +58,35 @@ def occlusion_relevance(
     images: np.ndarray,
     clean: np.ndarray,
     labels: np.ndarray,
-    digit_classes: np.ndarray,
-    digit_pool: np.ndarray,
-    digit_pool_labels: np.ndarray,
+    codes: np.ndarray,
+    instances: np.ndarray,
+    artifact: Artifact,
+    pool: str,
     mean_colour: np.ndarray,
     to_tensor: Callable[[np.ndarray], torch.Tensor],
-    style: str,
-) -> np.ndarray:
-    """Relevance of each patch for each image: an N x 16 array.
+) -> dict[str, np.ndarray]:
+    """Per image: ``relevance`` of each patch (N x 16), ``artifact_relevance`` (NaN for a clean image) and
+    ``artifact_patch``, the patch that holds its whole artifact (NO_PATCH when none does).
 
-    ``digit_classes`` gives each image's digit (-1 when it has none: then the
-    corner is occluded like any other patch, with the mean colour).
+    ``codes`` and ``instances`` give each image's artifact (code -1 when it
+    has none); ``pool`` is the instance pool the images' artifacts come from.
     """
-    num_classes = int(digit_pool_labels.max()) + 1
-    by_class = [np.flatnonzero(digit_pool_labels == c) for c in range(num_classes)]
-    out = np.empty((len(images), GRID * GRID), dtype=np.float32)
+    relevance = np.empty((len(images), GRID * GRID), dtype=np.float32)
+    artifact_relevance = np.full(len(images), np.nan, dtype=np.float32)
+    artifact_patch = np.full(len(images), NO_PATCH, dtype=np.int64)
     for i, image in enumerate(images):
-        digit, replacement = int(digit_classes[i]), None
-        if digit >= 0:
-            pool = by_class[replacement_digit_class(digit, i, num_classes)]
-            replacement = digit_pool[pool[i % len(pool)]]
-        copies = occluded_copies(image, clean[i], mean_colour, replacement, style)
+        code, instance, removed = int(codes[i]), int(instances[i]), None
+        if code >= 0:
+            removed = artifact.remove(image, clean[i], code, instance, i, pool)
+            artifact_patch[i] = NO_PATCH if (patch := artifact.grid_patch(instance)) is None else patch
+        copies = occluded_copies(image, mean_colour, removed, int(artifact_patch[i]))
+        if removed is not None and artifact_patch[i] == NO_PATCH:
+            copies = np.concatenate([copies, removed[None]])
         batch = to_tensor(np.concatenate([image[None], copies]))
         label = torch.full((len(batch),), int(labels[i]), dtype=torch.long)
         f = margin(model(batch).float(), label)
-        out[i] = (f[0] - f[1:]).cpu().numpy()
-    return out
+        drops = (f[0] - f[1:]).cpu().numpy()
+        relevance[i] = drops[: GRID * GRID]
+        if removed is not None:
+            artifact_relevance[i] = drops[artifact_patch[i]] if artifact_patch[i] != NO_PATCH else drops[-1]
+    return {"relevance": relevance, "artifact_relevance": artifact_relevance, "artifact_patch": artifact_patch}

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..artifacts import get_artifact
 from .imagenet import SCAN_SPLITS, WADING_BIRDS
 from .mnist import MNIST_FILES, find_mnist_files
 
@@ -17,10 +18,13 @@ _CLASS_NAMES = {bird.wnid: bird.name for bird in WADING_BIRDS}
 
 
 def data_root_problems(data: dict[str, Any], need_imagenet: bool = True) -> list[str]:
-    """What is wrong with ``data.imagenet_root`` and ``data.mnist_root`` (empty: nothing)."""
+    """What is wrong with ``data.imagenet_root`` and ``data.mnist_root`` (empty: nothing); MNIST only
+    matters to an artifact drawn from its digits."""
     if data["kind"] != "imagenet":
         return []
     problems = _imagenet_problems(data) if need_imagenet else []
+    if not get_artifact(data["artifact"]["kind"]).uses_digits:
+        return problems
     mnist_root = data.get("mnist_root")
     if not mnist_root:
         problems.append("data.mnist_root: not set; set it to a folder for MNIST's four IDX files")

@@ -1,18 +1,26 @@
-"""Which images carry a digit, which digit class, and which digit instance.
+"""Which images carry the artifact, with which code, and which instance of it.
 
-On the training split the digit's class equals the image's class; on the
-validation and test splits it is uniform over the subtask classes. Two ways to
-choose the contaminated images (``data.digit.chosen_over``):
+A class-coded artifact (the digit) carries the image's class on training
+images and a class drawn uniformly over the subtask classes on validation
+and test images. A single-class artifact (a watermark, compression) is put
+only on images of its target class in training, and on images of every class
+in validation and test; its code is always the target class. A validation
+split built for ``selection: spurious`` follows the training rule instead
+(``correlated``), as a practitioner's held-out data would.
+
+Two ways to choose the contaminated images (``data.artifact.chosen_over``):
 
 - ``pool``, as the authors' code draws them: ``int(rho * n)`` images of the
   whole training pool, chosen once by ``numpy.random.default_rng(1)`` before
   the pool is split into training and validation images, so the same images
   are contaminated for every seed; ``int(rho * n)`` of the test set likewise.
-  The digit class of a validation or test image and the digit instance of
-  every image come from ``default_rng(image index)``.
-- ``split``: exactly ``round(rho * n)`` images of each split, chosen per split
-  and seed. Every draw is a fixed function of (data seed, split, image id):
-  per split, one keyed draw over the whole id space is indexed by id.
+  The code of a validation or test image and the instance of every image
+  come from ``default_rng(image index)``. (For a single-class artifact, the
+  training images among them that show the target class.)
+- ``split``: exactly ``round(rho * n)`` images of each split (of the split's
+  target-class images, for a single-class artifact in training), chosen per
+  split and seed. Every draw is a fixed function of (data seed, split, image
+  id): per split, one keyed draw over the whole id space is indexed by id.
 
 Either way the contaminated set at rho = 0.5 is contained in the one at
 rho = 1, and a study run twice sees the same data.
@@ -25,27 +33,29 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .digits import draw_digits
+from ..artifacts import Artifact
 
 SPLITS = ("train", "val", "test")
+# The validation split of selection: spurious: the validation images, contaminated like the training images.
+SPURIOUS_VAL = "val_spurious"
 CHOSEN_OVER = ("pool", "split")
 VALIDATION_SPLITS = ("random", "stratified")
 _SPLIT_CODE = {split: code for code, split in enumerate(SPLITS)}
-_SELECT, _DIGIT_CLASS, _DIGIT_INSTANCE = 0, 1, 2
+_SELECT, _CODE, _INSTANCE = 0, 1, 2
 _AUTHORS_POOL_SEED = 1  # the seed of the authors' permutation of the pool
-NO_DIGIT = -1
+NO_ARTIFACT = -1
 
 
 @dataclass(frozen=True)
 class ContaminationPlan:
-    """Per image of one split: digit class and digit instance (NO_DIGIT if clean)."""
+    """Per image of one split: the artifact's code and instance (NO_ARTIFACT if clean)."""
 
-    digit_class: np.ndarray
-    digit_index: np.ndarray
+    code: np.ndarray
+    instance: np.ndarray
 
     @property
     def contaminated(self) -> np.ndarray:
-        return self.digit_class != NO_DIGIT
+        return self.code != NO_ARTIFACT
 
 
 def contaminated_count(rho: float, n: int) -> int:
@@ -65,65 +75,87 @@ def plan_contamination(
     image_ids: np.ndarray,
     labels: np.ndarray,
     id_space: int,
-    digit_labels: np.ndarray,
+    instance_labels: np.ndarray,
     num_classes: int,
     data_seed: int,
+    target_class: int | None = None,
+    correlated: bool | None = None,
 ) -> ContaminationPlan:
-    """Decide the digit of every image of a split.
+    """Decide the artifact of every image of a split.
 
     ``image_ids`` index the split's images in an id space of size ``id_space``
-    (the training pool for train/val, the test set for test); ``digit_labels``
-    are the labels of the digit pool this split draws from.
+    (the training pool for train/val, the test set for test);
+    ``instance_labels`` are the codes of the instances this split draws from.
+    ``target_class`` is None for a class-coded artifact, else the class a
+    single-class one marks. ``correlated`` (default: the training split only)
+    ties the artifact to the image's class.
     """
     if split not in _SPLIT_CODE:
         raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
     if not 0.0 <= rho <= 1.0:
         raise ValueError(f"rho must lie in [0, 1], got {rho}")
+    correlated = split == "train" if correlated is None else correlated
     image_ids = np.asarray(image_ids, dtype=np.int64)
     labels = np.asarray(labels, dtype=np.int64)
-    pools = [np.flatnonzero(np.asarray(digit_labels) == c) for c in range(num_classes)]
-    for c, pool in enumerate(pools):
+    codes = range(num_classes) if target_class is None else [target_class]
+    pools = {c: np.flatnonzero(np.asarray(instance_labels) == c) for c in codes}
+    for c, pool in pools.items():
         if len(pool) == 0:
-            raise ValueError(f"the digit pool for split {split!r} has no digit of class {c}")
+            raise ValueError(f"the artifact's instances for split {split!r} have none of class {c}")
+    rule = (split, rho, image_ids, labels, id_space, pools, num_classes, target_class, correlated)
     if chosen_over == "pool":
-        return _plan_over_pool(split, rho, image_ids, labels, id_space, pools)
+        return _plan_over_pool(*rule)
     if chosen_over == "split":
-        return _plan_per_split(split, rho, image_ids, labels, id_space, pools, data_seed)
+        return _plan_per_split(*rule, data_seed)
     raise ValueError(f"unknown chosen_over {chosen_over!r}; expected one of {CHOSEN_OVER}")
 
 
-def _plan_over_pool(split, rho, image_ids, labels, id_space, pools) -> ContaminationPlan:
+def _plan_over_pool(split, rho, image_ids, labels, id_space, pools, num_classes, target_class, correlated) -> ContaminationPlan:
     """The authors' draws: which images from one permutation of the id space, the rest per image index."""
     chosen = np.random.default_rng(_AUTHORS_POOL_SEED).permutation(id_space)[: int(id_space * rho)]
-    digit_class = np.full(len(image_ids), NO_DIGIT, dtype=np.int64)
-    digit_index = np.full(len(image_ids), NO_DIGIT, dtype=np.int64)
-    for row in np.flatnonzero(np.isin(image_ids, chosen)):
+    rows = np.flatnonzero(np.isin(image_ids, chosen))
+    if target_class is not None and correlated:
+        rows = rows[labels[rows] == target_class]
+    code = np.full(len(image_ids), NO_ARTIFACT, dtype=np.int64)
+    instance = np.full(len(image_ids), NO_ARTIFACT, dtype=np.int64)
+    for row in rows:
         index = int(image_ids[row])
-        if split == "train":
+        if target_class is not None:
+            wanted = target_class
+        elif correlated:
             wanted = int(labels[row])
         else:
-            wanted = int(np.random.default_rng(index).permutation(len(pools))[0])
-        digit_class[row] = wanted
-        digit_index[row] = np.random.default_rng(index).choice(pools[wanted])
-    return ContaminationPlan(digit_class=digit_class, digit_index=digit_index)
+            wanted = int(np.random.default_rng(index).permutation(num_classes)[0])
+        code[row] = wanted
+        instance[row] = np.random.default_rng(index).choice(pools[wanted])
+    return ContaminationPlan(code=code, instance=instance)
 
 
-def _plan_per_split(split, rho, image_ids, labels, id_space, pools, data_seed) -> ContaminationPlan:
-    """Exactly round(rho * n) images of this split, every draw keyed by (data seed, split, image id)."""
+def _plan_per_split(
+    split, rho, image_ids, labels, id_space, pools, num_classes, target_class, correlated, data_seed
+) -> ContaminationPlan:
+    """Exactly round(rho * n) images of this split (of its target-class images, single-class in training),
+    every draw keyed by (data seed, split, image id)."""
     priority = _keyed(data_seed, split, _SELECT).random(id_space)[image_ids]
-    chosen = np.argsort(priority, kind="stable")[: contaminated_count(rho, len(image_ids))]
-    if split == "train":
+    candidates = np.arange(len(image_ids))
+    if target_class is not None and correlated:
+        candidates = candidates[labels == target_class]
+    order = candidates[np.argsort(priority[candidates], kind="stable")]
+    chosen = order[: contaminated_count(rho, len(candidates))]
+    if target_class is not None:
+        wanted = np.full(len(image_ids), target_class, dtype=np.int64)
+    elif correlated:
         wanted = labels
     else:
-        wanted = _keyed(data_seed, split, _DIGIT_CLASS).integers(0, len(pools), id_space)[image_ids]
-    pick = _keyed(data_seed, split, _DIGIT_INSTANCE).integers(0, 2**62, id_space)[image_ids]
-    digit_class = np.full(len(image_ids), NO_DIGIT, dtype=np.int64)
-    digit_index = np.full(len(image_ids), NO_DIGIT, dtype=np.int64)
+        wanted = _keyed(data_seed, split, _CODE).integers(0, num_classes, id_space)[image_ids]
+    pick = _keyed(data_seed, split, _INSTANCE).integers(0, 2**62, id_space)[image_ids]
+    code = np.full(len(image_ids), NO_ARTIFACT, dtype=np.int64)
+    instance = np.full(len(image_ids), NO_ARTIFACT, dtype=np.int64)
     for i in chosen:
-        pool = pools[wanted[i]]
-        digit_class[i] = wanted[i]
-        digit_index[i] = pool[pick[i] % len(pool)]
-    return ContaminationPlan(digit_class=digit_class, digit_index=digit_index)
+        pool = pools[int(wanted[i])]
+        code[i] = wanted[i]
+        instance[i] = pool[pick[i] % len(pool)]
+    return ContaminationPlan(code=code, instance=instance)
 
 
 def validation_split(
@@ -156,17 +188,66 @@ def validation_split(
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
-def paste_digits(images: np.ndarray, plan: ContaminationPlan, digits: np.ndarray, style: str) -> np.ndarray:
-    """Draw each contaminated image's digit into its top-left corner (uint8 NHWC images).
-
-    ``digits`` holds the digit pool as intensities in [0, 1] of shape (M, h, w),
-    already at the size of the corner patch; ``style`` is the digit's look.
-    """
+def apply_artifact(images: np.ndarray, plan: ContaminationPlan, artifact: Artifact, pool: str) -> np.ndarray:
+    """A copy of uint8 NHWC ``images`` with each contaminated image's artifact drawn in, from instance ``pool``."""
     out = images.copy()
-    rows = np.flatnonzero(plan.contaminated)
-    if len(rows) == 0:
-        return out
-    h, w = digits.shape[1:]
-    corner = out[rows, :h, :w].astype(np.float32)
-    out[rows, :h, :w] = np.round(draw_digits(corner, digits[plan.digit_index[rows]], style)).astype(np.uint8)
+    for row in np.flatnonzero(plan.contaminated):
+        out[row] = artifact.draw(out[row], int(plan.code[row]), int(plan.instance[row]), pool)
+    return out
+
+
+def artifact_target(artifact: Artifact) -> int | None:
+    """What plan_contamination's ``target_class`` is for ``artifact``: None when class-coded."""
+    return None if artifact.class_coded else artifact.target_class
+
+
+# The splits a study's data holds: the training split, the oracle and the spurious validation splits, the test split.
+EVALUATED_SPLITS = ("train", "val", SPURIOUS_VAL, "test")
+
+
+@dataclass(frozen=True)
+class SplitPlan:
+    """One split of one (rho, seed): its images (``ids`` into the pool or the test set), labels and artifacts."""
+
+    source: str  # "pool" or "test"
+    ids: np.ndarray
+    labels: np.ndarray
+    plan: ContaminationPlan
+    pool: str  # the artifact's instance pool
+
+
+def plan_splits(
+    artifact: Artifact, data_cfg: dict, pool_labels: np.ndarray, test_labels: np.ndarray, rho: float, seed: int
+) -> dict[str, SplitPlan]:
+    """Every split of ``EVALUATED_SPLITS`` at (rho, seed): the seed's train/validation split of the pool, then
+    each split's artifacts. The spurious validation split holds the validation images, contaminated by the
+    training split's rule."""
+    pool_labels, test_labels = np.asarray(pool_labels), np.asarray(test_labels)
+    train_ids, val_ids = validation_split(
+        pool_labels, data_cfg["validation_fraction"], seed, data_cfg["seed"], data_cfg["validation_split"]
+    )
+    layout = {  # split: (source, ids, the split it is planned as, tied to the class)
+        "train": ("pool", train_ids, "train", True),
+        "val": ("pool", val_ids, "val", False),
+        SPURIOUS_VAL: ("pool", val_ids, "val", True),
+        "test": ("test", np.arange(len(test_labels)), "test", False),
+    }
+    out = {}
+    for split, (source, ids, planned_as, correlated) in layout.items():
+        labels = (pool_labels if source == "pool" else test_labels)[ids]
+        pool = artifact.pool_of(planned_as)
+        plan = plan_contamination(
+            chosen_over=data_cfg["artifact"]["chosen_over"],
+            split=planned_as,
+            rho=rho,
+            image_ids=ids,
+            labels=labels,
+            id_space=len(pool_labels if source == "pool" else test_labels),
+            instance_labels=artifact.instance_labels(pool),
+            num_classes=artifact.num_classes,
+            data_seed=data_cfg["seed"],
+            target_class=artifact_target(artifact),
+            correlated=correlated,
+        )
+        out[split] = SplitPlan(source, ids, labels, plan, pool)
     return out

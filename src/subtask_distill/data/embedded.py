@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from .contamination import SPLITS, paste_digits, plan_contamination, validation_split
+from ..artifacts import build_artifact
+from .contamination import apply_artifact, artifact_target, plan_contamination, plan_splits
 from .textures import NUM_CLASSES, TextureStyle, render_textures
 
 _TEACHER_TRAIN, _TEACHER_TEST, _POOL, _TEST = range(4)
@@ -81,41 +82,60 @@ def synthesize(data_cfg: dict[str, Any], workers: int = 1) -> tuple[dict[str, np
     return teacher_set, base
 
 
-def build_splits(base: dict[str, np.ndarray], data_cfg: dict[str, Any], rho: float, seed: int) -> dict[str, np.ndarray]:
-    """Contaminated train/val/test arrays for one (rho, seed).
+def digit_pools(base: dict[str, np.ndarray]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The digit artifact's instance pools from the subtask base (intensities at the patch size)."""
+    return {name: (base[f"digits_{name}"], base[f"digits_{name}_y"]) for name in ("train", "test")}
 
-    Keys per split s: s_x (uint8 NHWC), s_y, s_digit (-1 when clean),
-    s_digit_index (into the split's digit pool: "train" for train/val,
-    ``data.digit.test_pool`` for test), s_id (image id).
+
+def build_splits(base: dict[str, np.ndarray], data_cfg: dict[str, Any], rho: float, seed: int) -> dict[str, np.ndarray]:
+    """Contaminated splits (``EVALUATED_SPLITS``) for one (rho, seed).
+
+    Keys per split s: s_x (uint8 NHWC), s_y, s_artifact (its code, -1 when
+    clean), s_instance (into the split's instance pool: for the digit, the
+    "train" digits for train/val, ``test_pool``'s for test), s_id (image id).
     """
-    num_classes = len(data_cfg["subtask_classes"])
-    digit = data_cfg["digit"]
-    train_ids, val_ids = validation_split(
-        base["pool_y"], data_cfg["validation_fraction"], seed, data_cfg["seed"], data_cfg["validation_split"]
-    )
-    sources = {
-        "train": ("pool", train_ids, "train"),
-        "val": ("pool", val_ids, "train"),
-        "test": ("test", np.arange(len(base["test_y"])), digit["test_pool"]),
-    }
+    artifact = build_artifact(data_cfg, digit_pools(base))
+    plans = plan_splits(artifact, data_cfg, base["pool_y"], base["test_y"], rho, seed)
     out = {"channel_mean": base["channel_mean"], "channel_std": base["channel_std"]}
-    for split in SPLITS:
-        source, ids, digit_pool = sources[split]
-        labels = base[f"{source}_y"][ids]
-        plan = plan_contamination(
-            chosen_over=digit["chosen_over"],
-            split=split,
-            rho=rho,
-            image_ids=ids,
-            labels=labels,
-            id_space=len(base[f"{source}_y"]),
-            digit_labels=base[f"digits_{digit_pool}_y"],
-            num_classes=num_classes,
-            data_seed=data_cfg["seed"],
-        )
-        out[f"{split}_x"] = paste_digits(base[f"{source}_x"][ids], plan, base[f"digits_{digit_pool}"], digit["style"])
-        out[f"{split}_y"] = labels
-        out[f"{split}_digit"] = plan.digit_class
-        out[f"{split}_digit_index"] = plan.digit_index
-        out[f"{split}_id"] = ids
+    for split, planned in plans.items():
+        images = base[f"{planned.source}_x"][planned.ids]
+        out[f"{split}_x"] = apply_artifact(images, planned.plan, artifact, planned.pool)
+        out[f"{split}_y"] = planned.labels
+        out[f"{split}_artifact"] = planned.plan.code
+        out[f"{split}_instance"] = planned.plan.instance
+        out[f"{split}_id"] = planned.ids
     return out
+
+
+def biased_teacher_images(
+    teacher_set: dict[str, np.ndarray], base: dict[str, np.ndarray], data_cfg: dict[str, Any], rho: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The teacher's training images with the artifact tied to the class (``teacher_training.artifact_rho``).
+
+    A share ``rho`` of the images of the subtask classes carries the artifact
+    by the training rule (a class-coded artifact names the image's subtask
+    class; a single-class one marks the target class), exactly round(rho * n)
+    of them; the other classes stay clean. Returns the images and each one's
+    artifact code (-1 when clean).
+    """
+    artifact = build_artifact(data_cfg, digit_pools(base))
+    subtask_of = {int(c): k for k, c in enumerate(data_cfg["subtask_classes"])}
+    rows = np.flatnonzero(np.isin(teacher_set["train_y"], list(subtask_of)))
+    labels = np.array([subtask_of[int(c)] for c in teacher_set["train_y"][rows]], dtype=np.int64)
+    plan = plan_contamination(
+        chosen_over="split",
+        split="train",
+        rho=rho,
+        image_ids=np.arange(len(rows)),
+        labels=labels,
+        id_space=len(rows),
+        instance_labels=artifact.instance_labels("train"),
+        num_classes=artifact.num_classes,
+        data_seed=data_cfg["seed"],
+        target_class=artifact_target(artifact),
+    )
+    images = teacher_set["train_x"].copy()
+    images[rows] = apply_artifact(images[rows], plan, artifact, "train")
+    codes = np.full(len(images), -1, dtype=np.int64)
+    codes[rows] = plan.code
+    return images, codes

@@ -1,14 +1,15 @@
-"""The paper-scale subtask: ImageNet's wading birds with MNIST digits pasted on.
+"""The paper-scale subtask: ImageNet's wading birds carrying the artifact (MNIST digits by default).
 
 Three steps:
 - scan: list the images of the subtask classes under ``data.imagenet_root``
   (``train/<wnid>/`` is the training pool, ``val/<wnid>/`` the test set);
-- manifest: one file per rho fixing which image carries which MNIST digit,
-  for every seed's train/validation split (the split changes with the seed);
-- dataset: decode, crop, draw the digit into the top-left corner, normalise.
+- manifest: one file per rho fixing which image carries which artifact
+  instance, for every seed's train/validation split (the split changes with
+  the seed);
+- dataset: decode, crop, draw the artifact, normalise.
 
-The digit is drawn after the crop, so it always fills the top-left of the
-4 x 4 grid of patches, as in the authors' code.
+The artifact is drawn after the crop, so the digit always fills the top-left
+of the 4 x 4 grid of patches, as in the authors' code.
 """
 
 from __future__ import annotations
@@ -24,9 +25,9 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from ..artifacts import Artifact
 from ..io import load_arrays, save_arrays
-from .contamination import NO_DIGIT, plan_contamination, validation_split
-from .digits import draw_digits, resize_digits
+from .contamination import NO_ARTIFACT, SPURIOUS_VAL, plan_splits
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -68,19 +69,20 @@ class ImageList:
 
 @dataclass(frozen=True)
 class SplitView:
-    """One split of one (rho, seed): per image its path, label, digit class (NO_DIGIT = clean), digit index, id.
+    """One split of one (rho, seed): per image its path, label, artifact code (NO_ARTIFACT = clean),
+    artifact instance, id.
 
-    ``digit_index`` indexes the MNIST images of ``digit_pool`` ("train": MNIST's
-    training images, always those of train/val; "test": its test images);
-    ``image_id`` indexes the training pool or the test set.
+    ``instance`` indexes the artifact's instance pool ``pool`` (for the digit,
+    "train": MNIST's training images, always those of train/val; "test": its
+    test images); ``image_id`` indexes the training pool or the test set.
     """
 
     paths: np.ndarray
     labels: np.ndarray
-    digit_class: np.ndarray
-    digit_index: np.ndarray
+    artifact: np.ndarray
+    instance: np.ndarray
     image_id: np.ndarray
-    digit_pool: str = "train"
+    pool: str = "train"
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -135,92 +137,71 @@ def check_readable(root: Path, paths: Iterable[str]) -> None:
 
 # Manifests -----------------------------------------------------------------------------------------------------------
 
+MANIFEST_VERSION = 2
 MANIFEST_KEYS = (
+    "manifest_version",
     "rho",
     "data_seed",
     "validation_fraction",
-    "test_digit_pool",
+    "test_pool",
     "seeds",
     "pool_path",
     "pool_label",
     "pool_val_mask",
-    "pool_digit_class",
-    "pool_digit_index",
+    "pool_artifact",
+    "pool_instance",
+    "pool_spurious_artifact",
+    "pool_spurious_instance",
     "test_path",
     "test_label",
-    "test_digit_class",
-    "test_digit_index",
+    "test_artifact",
+    "test_instance",
 )
 
 
 def build_manifest(
-    scan: dict[str, ImageList],
-    digit_labels: dict[str, np.ndarray],
-    rho: float,
-    data: dict[str, Any],
-    seeds: Sequence[int],
+    scan: dict[str, ImageList], artifact: Artifact, rho: float, data: dict[str, Any], seeds: Sequence[int]
 ) -> dict[str, np.ndarray]:
-    """Every split's images and digits at one rho, for each seed (see MANIFEST_KEYS).
+    """Every split's images and artifacts at one rho, for each seed (see MANIFEST_KEYS).
 
-    ``digit_labels`` holds MNIST's "train" and "test" labels; ``data`` is the
-    config's data section. Contamination is planned exactly as
-    embedded.build_splits does: per seed, the pool is split into train/val and
-    each split gets its digits, so the pool's digit arrays have one row per
-    seed (row s, column i: pool image i under seed s, as a training or a
-    validation image per pool_val_mask).
+    ``data`` is the config's data section. Contamination is planned exactly as
+    embedded.build_splits does (``plan_splits``): per seed, the pool is split
+    into train/val and each split gets its artifacts, so the pool's arrays
+    have one row per seed (row s, column i: pool image i under seed s, as a
+    training or a validation image per pool_val_mask). The ``pool_spurious_*``
+    arrays hold the validation images contaminated by the training rule
+    (selection: spurious).
     """
     pool, test = scan["pool"], scan["test"]
     seeds = np.asarray(seeds, dtype=np.int64)
     if len(np.unique(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct, got {seeds.tolist()}")
-    num_classes = int(pool.labels.max()) + 1
-    test_pool = data["digit"]["test_pool"]
-    common = {"rho": rho, "num_classes": num_classes, "data_seed": data["seed"], "chosen_over": data["digit"]["chosen_over"]}
-
     shape = (len(seeds), len(pool.labels))
     val_mask = np.zeros(shape, dtype=bool)
-    digit_class = np.full(shape, NO_DIGIT, dtype=np.int64)
-    digit_index = np.full(shape, NO_DIGIT, dtype=np.int64)
+    arrays = {name: np.full(shape, NO_ARTIFACT, dtype=np.int64) for name in ("artifact", "instance", "spurious_artifact", "spurious_instance")}
     for row, seed in enumerate(seeds):
-        train_ids, val_ids = validation_split(
-            pool.labels, data["validation_fraction"], int(seed), data["seed"], data["validation_split"]
-        )
-        val_mask[row, val_ids] = True
-        for split, ids in (("train", train_ids), ("val", val_ids)):
-            plan = plan_contamination(
-                split=split,
-                image_ids=ids,
-                labels=pool.labels[ids],
-                id_space=len(pool.labels),
-                digit_labels=digit_labels["train"],
-                **common,
-            )
-            digit_class[row, ids] = plan.digit_class
-            digit_index[row, ids] = plan.digit_index
-
-    test_plan = plan_contamination(
-        split="test",
-        image_ids=np.arange(len(test.labels)),
-        labels=test.labels,
-        id_space=len(test.labels),
-        digit_labels=digit_labels[test_pool],
-        **common,
-    )
+        plans = plan_splits(artifact, data, pool.labels, test.labels, rho, int(seed))
+        val_mask[row, plans["val"].ids] = True
+        for split, prefix in (("train", ""), ("val", ""), ("train", "spurious_"), (SPURIOUS_VAL, "spurious_")):
+            planned = plans[split]
+            arrays[f"{prefix}artifact"][row, planned.ids] = planned.plan.code
+            arrays[f"{prefix}instance"][row, planned.ids] = planned.plan.instance
+    test_plan = plans["test"]
     return {
+        "manifest_version": np.int64(MANIFEST_VERSION),
         "rho": np.float64(rho),
         "data_seed": np.int64(data["seed"]),
         "validation_fraction": np.float64(data["validation_fraction"]),
-        "test_digit_pool": np.array(test_pool),
+        "test_pool": np.array(test_plan.pool),
         "seeds": seeds,
         "pool_path": pool.paths,
         "pool_label": pool.labels,
         "pool_val_mask": val_mask,
-        "pool_digit_class": digit_class,
-        "pool_digit_index": digit_index,
+        **{f"pool_{name}": values for name, values in arrays.items()},
         "test_path": test.paths,
         "test_label": test.labels,
-        "test_digit_class": test_plan.digit_class,
-        "test_digit_index": test_plan.digit_index,
+        "test_artifact": test_plan.plan.code,
+        "test_instance": test_plan.plan.instance,
     }
 
 
@@ -231,55 +212,37 @@ def save_manifest(path: Path, manifest: dict[str, np.ndarray]) -> None:
 def load_manifest(path: Path) -> dict[str, np.ndarray]:
     manifest = load_arrays(path)
     missing = [key for key in MANIFEST_KEYS if key not in manifest]
-    if missing:
-        raise DataError(
-            f"{path} is not a manifest of this version (missing {', '.join(missing)}): delete it to rebuild"
-        )
+    if missing or int(manifest["manifest_version"]) != MANIFEST_VERSION:
+        raise DataError(f"{path} is not a manifest of this version: delete it to rebuild")
     return manifest
 
 
-def split_of(manifest: dict[str, np.ndarray], split: Literal["train", "val", "test"], seed: int) -> SplitView:
+def split_of(manifest: dict[str, np.ndarray], split: str, seed: int) -> SplitView:
     """The images of one split under one seed (the test split is the same for every seed)."""
     seeds = manifest["seeds"].tolist()
     if seed not in seeds:
         raise DataError(f"the manifest was built for seeds {seeds}, not seed {seed}: rebuild it with this seed")
     if split == "test":
-        ids = np.arange(len(manifest["test_label"]))
         return SplitView(
             paths=manifest["test_path"],
             labels=manifest["test_label"],
-            digit_class=manifest["test_digit_class"],
-            digit_index=manifest["test_digit_index"],
-            image_id=ids,
-            digit_pool=str(manifest["test_digit_pool"]),
+            artifact=manifest["test_artifact"],
+            instance=manifest["test_instance"],
+            image_id=np.arange(len(manifest["test_label"])),
+            pool=str(manifest["test_pool"]),
         )
-    if split not in ("train", "val"):
-        raise ValueError(f"unknown split {split!r}; expected 'train', 'val' or 'test'")
+    if split not in ("train", "val", SPURIOUS_VAL):
+        raise ValueError(f"unknown split {split!r}; expected 'train', 'val', {SPURIOUS_VAL!r} or 'test'")
     row = seeds.index(seed)
-    ids = np.flatnonzero(manifest["pool_val_mask"][row] == (split == "val"))
+    ids = np.flatnonzero(manifest["pool_val_mask"][row] == (split != "train"))
+    prefix = "pool_spurious_" if split == SPURIOUS_VAL else "pool_"
     return SplitView(
         paths=manifest["pool_path"][ids],
         labels=manifest["pool_label"][ids],
-        digit_class=manifest["pool_digit_class"][row, ids],
-        digit_index=manifest["pool_digit_index"][row, ids],
+        artifact=manifest[f"{prefix}artifact"][row, ids],
+        instance=manifest[f"{prefix}instance"][row, ids],
         image_id=ids,
     )
-
-
-def split_digits(view: SplitView, mnist: dict[str, np.ndarray], image_size: int, style: str) -> np.ndarray:
-    """Per image of the split, its digit at the corner patch's size (N x p x p, p = image_size // 4; zeros when clean).
-
-    ``mnist`` holds MNIST's arrays (see ``load_mnist``); the view's
-    ``digit_pool`` says which images its digit_index points into. Only the
-    digits in use are resized, which keeps memory small next to resizing all
-    of MNIST.
-    """
-    patch = image_size // 4
-    digits = np.zeros((len(view), patch, patch), dtype=np.float32)
-    rows = np.flatnonzero(view.digit_class != NO_DIGIT)
-    if len(rows):
-        digits[rows] = resize_digits(mnist[f"{view.digit_pool}_images"][view.digit_index[rows]], patch, style)
-    return digits
 
 
 # Transforms and the dataset ------------------------------------------------------------------------------------------
@@ -301,24 +264,8 @@ def train_transform(image_size: int = 224):
     return v2.Compose([v2.RandomResizedCrop(image_size), v2.RandomHorizontalFlip(), v2.PILToTensor()])
 
 
-def paste_digit(image: torch.Tensor, digit: np.ndarray | torch.Tensor, style: str) -> torch.Tensor:
-    """A copy of a uint8 CHW image with the digit drawn into its top-left corner (rounded like contamination.paste_digits).
-
-    The digit must be p x p intensities with p = image size // 4, the top-left
-    patch of the 4 x 4 grid; ``style`` is its look.
-    """
-    digit = torch.as_tensor(digit, dtype=torch.float32)
-    patch = image.shape[-1] // 4
-    if digit.shape != (patch, patch):
-        raise ValueError(f"the digit is {tuple(digit.shape)}, expected ({patch}, {patch}) for this image size")
-    corner = image[:, :patch, :patch].permute(1, 2, 0).float()
-    out = image.clone()
-    out[:, :patch, :patch] = draw_digits(corner, digit, style).round().to(image.dtype).permute(2, 0, 1)
-    return out
-
-
 class WadingBirds(Dataset):
-    """One split's images as (normalised float CHW image, label, digit class, index in the split).
+    """One split's images as (normalised float CHW image, label, artifact code, index in the split).
 
     With ``normalise=False`` the image stays uint8 CHW (for splits held in memory as bytes).
 
@@ -330,20 +277,16 @@ class WadingBirds(Dataset):
         self,
         root: Path,
         view: SplitView,
-        digits: np.ndarray,
-        style: str,
+        artifact: Artifact,
         transform: Literal["train", "eval"],
         image_size: int = 224,
         normalise: bool = True,
     ) -> None:
-        if len(digits) != len(view):
-            raise ValueError(f"{len(digits)} digits for a split of {len(view)} images (see split_digits)")
         if transform not in ("train", "eval"):
             raise ValueError(f"unknown transform {transform!r}; expected 'train' or 'eval'")
         self.root = Path(root)
         self.view = view
-        self.digits = digits
-        self.style = style
+        self.artifact = artifact
         self.transform = train_transform(image_size) if transform == "train" else eval_transform(image_size)
         self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
@@ -360,12 +303,13 @@ class WadingBirds(Dataset):
         except OSError as error:
             raise DataError(f"cannot read image {path}: {error}") from error
         pixels = self.transform(image)
-        digit_class = int(self.view.digit_class[index])
-        if digit_class != NO_DIGIT:
-            pixels = paste_digit(pixels, self.digits[index], self.style)
+        code = int(self.view.artifact[index])
+        if code != NO_ARTIFACT:
+            drawn = self.artifact.draw(pixels.permute(1, 2, 0).numpy(), code, int(self.view.instance[index]), self.view.pool)
+            pixels = torch.from_numpy(drawn).permute(2, 0, 1)
         if self.normalise:
             pixels = (pixels.float() / 255.0 - self.mean) / self.std
-        return pixels, int(self.view.labels[index]), digit_class, index
+        return pixels, int(self.view.labels[index]), code, index
 
 
 def seed_worker(worker_id: int) -> None:

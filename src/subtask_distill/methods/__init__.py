@@ -10,6 +10,6 @@ entry.
 
 # Importing a method's module registers it.
 from . import at, kd, subdistill, vid, vkd  # noqa: F401
-from .registry import LayerLoss, Method, get_method, list_methods, register_method
+from .registry import LayerLoss, Method, display_name, get_method, list_methods, register_method
 
-__all__ = ["LayerLoss", "Method", "get_method", "list_methods", "register_method"]
+__all__ = ["LayerLoss", "Method", "display_name", "get_method", "list_methods", "register_method"]

@@ -8,6 +8,8 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from ..study import ALL_LAYERS, parse_variant
+
 Shape = tuple[int, int, int]
 
 
@@ -79,3 +81,11 @@ def get_method(name: str) -> Method:
         return _METHODS[name]
     except KeyError:
         raise KeyError(f"unknown method {name!r}; registered: {', '.join(_METHODS)}") from None
+
+
+def display_name(variant: str) -> str:
+    """A method's name as tables and figures show it, with its layer subset if the variant has one
+    ("AT", "AT (layers 1, 2)" for at-L12)."""
+    method, layers = parse_variant(variant)
+    name = get_method(method).display_name
+    return name if layers == ALL_LAYERS else f"{name} (layers {', '.join(layers)})"

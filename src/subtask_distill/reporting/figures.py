@@ -2,10 +2,12 @@
 
 - t-SNE of penultimate test features (paper Fig. 2): one panel for the
   teacher and one per method's best run at lambda*; each point is drawn as
-  the digit its image carries, coloured by the image's class.
+  the code of the artifact its image carries (the digit; a single-class
+  artifact's target class), coloured by the image's class.
 - Relevance (paper Fig. 3): example heatmaps over the images, and
   teacher-vs-student scatter plots of patch relevance with Pearson's r, one
-  row per rho the students were trained at (all scored on the same images).
+  row per rho the students were trained at (all scored on the same images),
+  the artifact's own relevance highlighted.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..analysis.relevance import DIGIT_PATCH, GRID
+from ..analysis.relevance import GRID
 
 
 def _pyplot():
@@ -34,12 +36,18 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(x, y)[0, 1])
 
 
-def digit_share(relevance: np.ndarray) -> float:
-    """Mean over images of |R_digit patch| / sum_p |R_p| (images with no relevance at all are skipped)."""
-    magnitude = np.abs(relevance)
-    total = magnitude.sum(axis=1)
-    keep = total > 0
-    return float((magnitude[keep, DIGIT_PATCH] / total[keep]).mean()) if keep.any() else float("nan")
+def other_patches(relevance: np.ndarray, artifact_patch: np.ndarray) -> np.ndarray:
+    """A mask of the patches that do not hold an image's artifact (all of them when it spans several)."""
+    return np.arange(relevance.shape[1])[None, :] != np.asarray(artifact_patch)[:, None]
+
+
+def artifact_share(relevance: np.ndarray, artifact_relevance: np.ndarray, artifact_patch: np.ndarray) -> float:
+    """Mean over the images that carry the artifact of |R_artifact| / (|R_artifact| + sum of |R_p| over the
+    other patches); for the digit, |R| of its patch over that of all 16. Images with no relevance at all are skipped."""
+    on_artifact = np.abs(artifact_relevance)
+    total = on_artifact + np.where(other_patches(relevance, artifact_patch), np.abs(relevance), 0.0).sum(axis=1)
+    keep = np.isfinite(on_artifact) & (total > 0)
+    return float((on_artifact[keep] / total[keep]).mean()) if keep.any() else float("nan")
 
 
 @dataclass
@@ -47,7 +55,7 @@ class Panel:
     title: str
     features: np.ndarray
     labels: np.ndarray
-    digits: np.ndarray
+    artifacts: np.ndarray
 
 
 def tsne_embedding(features: np.ndarray, perplexity: float, seed: int) -> np.ndarray:
@@ -69,11 +77,11 @@ def tsne_figure(panels: Sequence[Panel], settings: dict[str, Any], title: str):
     for ax, panel in zip(axes.flat, panels):
         keep = np.sort(rng.permutation(len(panel.labels))[: settings["tsne_points"]])
         xy = tsne_embedding(panel.features[keep], settings["tsne_perplexity"], settings["seed"])
-        labels, digits = panel.labels[keep], panel.digits[keep]
-        clean = digits < 0  # images without a digit are dots; the others are drawn as their digit
+        labels, codes = panel.labels[keep], panel.artifacts[keep]
+        clean = codes < 0  # images without the artifact are dots; the others are drawn as its code
         ax.scatter(xy[clean, 0], xy[clean, 1], c=[palette[c] for c in labels[clean]], s=10, linewidths=0)
-        for (x, y), label, digit in zip(xy[~clean], labels[~clean], digits[~clean]):
-            ax.text(x, y, str(digit), color=palette[label], fontsize=settings["digit_font_size"],
+        for (x, y), label, code in zip(xy[~clean], labels[~clean], codes[~clean]):
+            ax.text(x, y, str(code), color=palette[label], fontsize=settings["digit_font_size"],
                     fontweight="bold", ha="center", va="center")
         ax.set_xlim(xy[:, 0].min() - 2, xy[:, 0].max() + 2)
         ax.set_ylim(xy[:, 1].min() - 2, xy[:, 1].max() + 2)
@@ -84,7 +92,7 @@ def tsne_figure(panels: Sequence[Panel], settings: dict[str, Any], title: str):
         ax.axis("off")
     handles = [plt.Line2D([], [], marker="o", ls="", color=palette[c], label=f"class {c}") for c in range(len(palette))]
     fig.legend(handles=handles, loc="lower center", ncol=len(palette), fontsize=8, frameon=False)
-    fig.suptitle(f"{title}: colour = class, character = the digit the image carries", fontsize=11)
+    fig.suptitle(f"{title}: colour = class, character = the artifact's class the image carries", fontsize=11)
     fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     return fig
 
@@ -128,15 +136,17 @@ def heatmap_figure(
 
 
 def scatter_figure(
-    teacher: np.ndarray, students: dict[float, dict[str, np.ndarray]], settings: dict[str, Any], title: str
+    teacher: dict[str, np.ndarray], students: dict[str, dict[str, dict[str, np.ndarray]]], settings: dict[str, Any], title: str
 ):
-    """Teacher (x) against student (y) patch relevance: a row per training rho, a panel per method; the digit patch highlighted."""
+    """Teacher (x) against student (y) relevance: a row per training rho, a panel per method; patches, and the
+    artifact's own relevance highlighted. Each analysis holds relevance, artifact_relevance (and the teacher's
+    artifact_patch)."""
     plt = _pyplot()
     rhos = list(students)
     methods = list(dict.fromkeys(name for row in students.values() for name in row))
     fig, axes = plt.subplots(len(rhos), len(methods), figsize=(3.2 * len(methods), 3.0 * len(rhos) + 0.4), squeeze=False)
-    digit_mask = np.zeros_like(teacher, dtype=bool)
-    digit_mask[:, DIGIT_PATCH] = True
+    others = other_patches(teacher["relevance"], teacher["artifact_patch"])
+    marked = np.isfinite(teacher["artifact_relevance"])
     for row, rho in enumerate(rhos):
         for col, name in enumerate(methods):
             ax = axes[row, col]
@@ -144,15 +154,47 @@ def scatter_figure(
             if student is None:
                 ax.axis("off")
                 continue
-            ax.scatter(teacher[~digit_mask], student[~digit_mask], s=4, alpha=0.4, color=settings["scatter_colour"], label="other patches")
-            ax.scatter(teacher[digit_mask], student[digit_mask], s=6, alpha=0.6, color=settings["digit_colour"], label="digit patch")
-            ax.set_title(f"{name}, trained at rho={rho}\nr = {pearson(teacher, student):.2f}", fontsize=9)
+            ax.scatter(teacher["relevance"][others], student["relevance"][others], s=4, alpha=0.4,
+                       color=settings["scatter_colour"], label="other patches")
+            ax.scatter(teacher["artifact_relevance"][marked], student["artifact_relevance"][marked], s=6, alpha=0.6,
+                       color=settings["digit_colour"], label="artifact")
+            r = pearson(teacher["relevance"], student["relevance"])
+            ax.set_title(f"{name}, trained at rho={rho}\nr = {r:.2f}", fontsize=9)
             ax.axhline(0, color="grey", lw=0.5)
             ax.axvline(0, color="grey", lw=0.5)
             if row == len(rhos) - 1:
                 ax.set_xlabel("teacher relevance", fontsize=8)
         axes[row, 0].set_ylabel("student relevance", fontsize=8)
     axes[0, 0].legend(fontsize=7, loc="upper left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def comparison_figure(panels: dict[str, dict[str, dict[str, tuple[float, float]]]], names: dict[str, str], title: str):
+    """Grouped bars of test accuracy, one panel per comparison: ``panels[panel][series][method] = (mean, se)``.
+
+    Methods are the groups, in the order of ``names``; series the bars within a group; the error
+    bars are the standard errors over seeds.
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.0), squeeze=False)
+    order = list(names)
+    for ax, (panel, series) in zip(axes.flat, panels.items()):
+        methods = sorted({m for cells in series.values() for m in cells}, key=order.index)
+        width = 0.8 / max(1, len(series))
+        for k, (label, cells) in enumerate(series.items()):
+            x = [i + (k - (len(series) - 1) / 2) * width for i, m in enumerate(methods) if m in cells]
+            means = [cells[m][0] for m in methods if m in cells]
+            errors = [0.0 if np.isnan(cells[m][1]) else cells[m][1] for m in methods if m in cells]
+            ax.bar(x, means, width, yerr=errors, label=label, capsize=2)
+        ax.set_xticks(range(len(methods)))
+        ax.set_xticklabels([names.get(m, m) for m in methods], fontsize=8, rotation=20)
+        ax.axhline(20.0, color="grey", lw=0.6, ls="--")  # chance with five classes
+        ax.set_ylim(0, 100)
+        ax.set_title(panel, fontsize=9)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(series), frameon=False)
+    axes[0, 0].set_ylabel("test accuracy (%)", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     return fig

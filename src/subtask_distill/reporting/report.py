@@ -12,6 +12,8 @@ from typing import Any, Iterable, Sequence
 
 import yaml
 
+from ..artifacts import describe_artifact
+
 _STYLE = """
 body { font-family: system-ui, sans-serif; max-width: 1200px; margin: 2em auto; padding: 0 1em; color: #222; }
 h1 { font-size: 1.6em; } h2 { margin-top: 2em; border-bottom: 1px solid #ddd; }
@@ -62,6 +64,24 @@ def _teacher_source(metrics: dict[str, Any]) -> str:
     return html.escape(f"pretrained: {source.get('value', '?')} ({metrics.get('arch', '?')})")
 
 
+def study_settings(config: dict[str, Any]) -> list[str]:
+    """What sets this study apart, one line each for the report's header: the artifact always; the selection
+    rules, a biased teacher and layer subsets where they differ from the paper's."""
+    lines = [describe_artifact(config["data"]["artifact"])]
+    rules = config.get("selection", ["oracle"])
+    if rules != ["oracle"]:
+        lines.append(f"selection rules: {', '.join(rules)} (the checkpoints analysed: {rules[0]})")
+    bias = (config.get("teacher_training") or {}).get("artifact_rho", 0)
+    if bias:
+        lines.append(f"a biased teacher: {bias:g} of its training images of the subtask classes carry the artifact tied to their class")
+    subsets = config.get("layer_subsets", ["all"])
+    if subsets != ["all"]:
+        lines.append("layer subsets of the layer-wise methods: " + "; ".join(
+            "all" if subset == "all" else "layers " + ", ".join(map(str, subset)) for subset in subsets
+        ))
+    return lines
+
+
 def build_report(
     study: str,
     table_html: str,
@@ -71,7 +91,9 @@ def build_report(
     relevance_csv: str,
     provenance: dict[str, Any],
     benchmarks: Sequence[tuple[str, int, float, float]],
+    settings: Sequence[str] = (),
 ) -> str:
+    settings_html = "".join(f"<li>{html.escape(line)}</li>" for line in settings)
     teacher_rows = "\n".join(f"<tr><td>{html.escape(pair)}</td><td>{_teacher_source(m)}</td></tr>" for pair, m in teacher_metrics.items())
     bench_rows = "\n".join(
         f"<tr><td>{html.escape(rule)}</td><td>{jobs}</td><td>{total:.0f}</td><td>{longest:.1f}</td></tr>"
@@ -84,8 +106,9 @@ def build_report(
 <html lang="en"><head><meta charset="utf-8"><title>Subtask distillation: {html.escape(study)}</title>
 <style>{_STYLE}</style></head><body>
 <h1>Subtask distillation under spurious correlation: study <code>{html.escape(study)}</code></h1>
-<p>A teacher is distilled into a student for a 5-class subtask; a fraction rho of the images carries a digit in the
-top-left corner whose class matches the image class on training data and is random on test data.</p>
+<p>A teacher is distilled into a student for a subtask; a fraction rho of the images carries an artifact tied to the
+image class on training data and not on test data.</p>
+<ul class="settings">{settings_html}</ul>
 
 <h2>Table I: test accuracy</h2>
 {table_html}
@@ -104,7 +127,7 @@ top-left corner whose class matches the image class on training data and is rand
 (scored_rho), whatever rho it was trained at (rho). Pearson correlation between the teacher's and the student's patch
 relevance over all (image, patch) points, the student's relevance averaged over its seeds at lambda*; and the mean share
 of absolute relevance that sits on
-the digit patch.</p>
+the artifact (its removal, against the other patches).</p>
 {csv_as_html(relevance_csv)}
 
 <h2>Provenance</h2>

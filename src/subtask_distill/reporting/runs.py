@@ -1,4 +1,7 @@
-"""The study's tidy tables: one row per run (runs.csv) and one per run and epoch (history.csv).
+"""The study's tidy tables: one row per run and selection rule (runs.csv) and one per run and epoch (history.csv).
+
+A run trained once is chosen by each of the study's selection rules (``selection``): each picks its
+own best epoch on its own validation split, so runs.csv holds one row per rule.
 
 rho and lambda stay the canonical strings of the run's path ("0.5", "100")
 from the config to Table I, so a run is looked up by equality, never by
@@ -17,6 +20,8 @@ from ..study import format_number
 KEY_COLUMNS = ("pair", "method", "rho", "lambda", "seed")
 RUN_COLUMNS = (
     *KEY_COLUMNS,
+    "selection",
+    "layers",
     "best_epoch",
     "epochs_run",
     "val_acc",
@@ -47,13 +52,14 @@ def run_key(metrics: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run_row(metrics: dict[str, Any]) -> dict[str, Any]:
-    """One row of runs.csv from a run's metrics.json."""
+def run_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of runs.csv from a run's metrics.json: one per selection rule."""
     provenance = metrics.get("provenance", {})
     machine = provenance.get("machine", {})
-    return {
+    common = {
         **run_key(metrics),
-        **{name: metrics[name] for name in ("best_epoch", "epochs_run", "val_acc", "test_acc", "wall_time_s")},
+        "layers": metrics.get("layers", "all"),
+        **{name: metrics[name] for name in ("epochs_run", "wall_time_s")},
         "commit": provenance.get("git", {}).get("commit"),
         "dirty": provenance.get("git", {}).get("dirty"),
         "device": machine.get("gpu") or machine.get("device"),
@@ -63,6 +69,12 @@ def run_row(metrics: dict[str, Any]) -> dict[str, Any]:
         "torch": provenance.get("versions", {}).get("torch"),
         "finished_utc": provenance.get("finished_utc"),
     }
+    selections = metrics.get("selections") or {
+        metrics.get("selection", "oracle"): {name: metrics[name] for name in ("best_epoch", "val_acc", "test_acc")}
+    }
+    first = metrics.get("selection")  # the run's own rule first, as the study lists them
+    rules = sorted(selections, key=lambda rule: rule != first)
+    return [{**common, "selection": rule, **selections[rule]} for rule in rules]
 
 
 def history_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
@@ -79,7 +91,7 @@ def history_columns(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 def runs_csv(metrics: Iterable[dict[str, Any]]) -> str:
     """runs.csv, every number with all its digits (Table I is computed from it)."""
-    return csv_text([run_row(m) for m in metrics], RUN_COLUMNS, decimals=None)
+    return csv_text([row for m in metrics for row in run_rows(m)], RUN_COLUMNS, decimals=None)
 
 
 def history_csv(metrics: Iterable[dict[str, Any]]) -> str:

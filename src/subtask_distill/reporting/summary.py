@@ -9,7 +9,7 @@ import numpy as np
 
 from ..io import load_arrays, read_json
 from ..study import format_number
-from .figures import digit_share, pearson
+from .figures import artifact_share, pearson
 from .runs import run_key
 
 RELEVANCE_COLUMNS = (
@@ -21,8 +21,8 @@ RELEVANCE_COLUMNS = (
     "n_seeds",
     "correlation",
     "n_points",
-    "teacher_digit_share",
-    "student_digit_share",
+    "teacher_artifact_share",
+    "student_artifact_share",
 )
 
 
@@ -58,9 +58,10 @@ def teacher_analyses(paths: Iterable[Path]) -> dict[str, dict[str, np.ndarray]]:
     return {str(arrays["pair"]): arrays for arrays in map(load_arrays, paths)}
 
 
-def mean_student_relevance(group: Sequence[dict[str, Any]]) -> np.ndarray:
-    """The patch relevance of a method's runs (its seeds at lambda*), averaged over the runs."""
-    return np.mean([load_arrays(run["dir"] / "analysis.npz")["relevance"] for run in group], axis=0)
+def mean_student_relevance(group: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """The patch and artifact relevance of a method's runs (its seeds at lambda*), averaged over the runs."""
+    analyses = [load_arrays(run["dir"] / "analysis.npz") for run in group]
+    return {key: np.mean([a[key] for a in analyses], axis=0) for key in ("relevance", "artifact_relevance")}
 
 
 def relevance_rows(chosen: dict[tuple, list[dict]], teachers: dict[str, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
@@ -70,10 +71,12 @@ def relevance_rows(chosen: dict[tuple, list[dict]], teachers: dict[str, dict[str
     """
     rows = []
     for (pair, rho, method), group in chosen.items():
-        teacher = teachers[pair]["relevance"]
+        teacher = teachers[pair]
         student = mean_student_relevance(group)
-        if student.shape != teacher.shape:
-            raise ValueError(f"relevance of {pair}/{method}/rho{rho} is {student.shape}, the teacher's {teacher.shape}")
+        if student["relevance"].shape != teacher["relevance"].shape:
+            raise ValueError(
+                f"relevance of {pair}/{method}/rho{rho} is {student['relevance'].shape}, the teacher's {teacher['relevance'].shape}"
+            )
         rows.append(
             {
                 "pair": pair,
@@ -82,10 +85,10 @@ def relevance_rows(chosen: dict[tuple, list[dict]], teachers: dict[str, dict[str
                 "scored_rho": format_number(teachers[pair]["scored_rho"]),
                 "lambda": group[0]["lambda"],
                 "n_seeds": len(group),
-                "correlation": pearson(teacher, student),
-                "n_points": int(teacher.size),
-                "teacher_digit_share": digit_share(teacher),
-                "student_digit_share": digit_share(student),
+                "correlation": pearson(teacher["relevance"], student["relevance"]),
+                "n_points": int(teacher["relevance"].size),
+                "teacher_artifact_share": artifact_share(teacher["relevance"], teacher["artifact_relevance"], teacher["artifact_patch"]),
+                "student_artifact_share": artifact_share(student["relevance"], student["artifact_relevance"], teacher["artifact_patch"]),
             }
         )
     return rows

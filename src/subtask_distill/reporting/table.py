@@ -1,9 +1,9 @@
 """Selection of lambda on validation data and the study's Table I.
 
-Computed from runs.csv. Per (pair, method, rho): lambda* maximises the mean validation accuracy over
-seeds (ties go to the smaller lambda); the table reports the mean test
-accuracy at lambda* and its standard error, std / sqrt(n) with the sample
-standard deviation.
+Computed from runs.csv. Per (selection rule, pair, method, rho): lambda* maximises the mean validation
+accuracy over seeds (ties go to the smaller lambda), on the rule's validation split and at the rule's
+best epoch of each run; the table reports the mean test accuracy at lambda* and its standard error,
+std / sqrt(n) with the sample standard deviation.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import numpy as np
 from ..io import csv_text
 
 TABLE_COLUMNS = (
+    "selection",
     "pair",
     "rho",
     "method",
@@ -52,24 +53,30 @@ def select_lambda(val_by_lambda: dict[str, Sequence[float]]) -> str:
 
 
 def build_table(runs: Iterable[dict[str, Any]], teacher_acc: dict[tuple[str, str], float]) -> list[dict[str, Any]]:
-    """Rows of Table I from the rows of runs.csv (pair, method, rho, lambda, seed, val_acc, test_acc).
+    """Rows of Table I from the rows of runs.csv (selection, pair, method, rho, lambda, seed, val_acc, test_acc).
 
-    ``teacher_acc`` maps (pair, rho) to the teacher's subtask test accuracy.
-    Rows are ordered by pair and method as they first appear in ``runs``, and by rho.
+    ``teacher_acc`` maps (pair, rho) to the teacher's subtask test accuracy. Rows are ordered by
+    selection rule, pair and method as they first appear in ``runs``, and by rho.
     """
-    grouped: dict[tuple[str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    grouped: dict[tuple[str, str, str, str], dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for run in runs:
-        grouped[(run["pair"], run["rho"], run["method"])][run["lambda"]].append(run)
-    pairs = list(dict.fromkeys(key[0] for key in grouped))
-    methods = list(dict.fromkeys(key[2] for key in grouped))
+        grouped[(run.get("selection", "oracle"), run["pair"], run["rho"], run["method"])][run["lambda"]].append(run)
+    rules = list(dict.fromkeys(key[0] for key in grouped))
+    pairs = list(dict.fromkeys(key[1] for key in grouped))
+    methods = list(dict.fromkeys(key[3] for key in grouped))
+
+    def order(key):
+        return rules.index(key[0]), pairs.index(key[1]), float(key[2]), methods.index(key[3])
+
     rows = []
-    for pair, rho, method in sorted(grouped, key=lambda k: (pairs.index(k[0]), float(k[1]), methods.index(k[2]))):
-        by_lambda = grouped[(pair, rho, method)]
+    for rule, pair, rho, method in sorted(grouped, key=order):
+        by_lambda = grouped[(rule, pair, rho, method)]
         lam = select_lambda({k: [r["val_acc"] for r in v] for k, v in by_lambda.items()})
         chosen = by_lambda[lam]
         test = [r["test_acc"] for r in chosen]
         rows.append(
             {
+                "selection": rule,
                 "pair": pair,
                 "rho": rho,
                 "method": method,
@@ -100,6 +107,6 @@ def read_table_csv(text: str) -> list[dict[str, Any]]:
     return rows
 
 
-def chosen_runs(table_rows: Sequence[dict[str, Any]]) -> set[tuple[str, str, str, str]]:
-    """(pair, method, rho, lambda*) of every cell of Table I: the runs it reports (all seeds)."""
-    return {(row["pair"], row["method"], row["rho"], row["lambda"]) for row in table_rows}
+def chosen_runs(table_rows: Sequence[dict[str, Any]], rule: str) -> set[tuple[str, str, str, str]]:
+    """(pair, method, rho, lambda*) of every cell of Table I under selection ``rule``: the runs it reports (all seeds)."""
+    return {(row["pair"], row["method"], row["rho"], row["lambda"]) for row in table_rows if row["selection"] == rule}

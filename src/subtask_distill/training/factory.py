@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -22,7 +22,7 @@ from ..methods.subspace import LayerSubspace
 from ..models.build import build_network
 from ..models.taps import FeatureTaps
 from ..runtime import autocast_context, memory_format, seed_everything
-from ..study import Run
+from ..study import Run, layer_positions
 from .loop import Batch, DistillationData, TensorAccuracy, TensorBatches, TrainingOutcome, train_student
 from .objective import DistillationObjective, TeacherOutputs, build_objective
 from .teacher_source import (
@@ -65,6 +65,8 @@ class RunInputs:
     teacher's subtask logits on the fixed training images. ``teacher`` is the
     frozen subtask teacher, needed by layer-wise methods and online teacher
     outputs; ``subspaces`` the fitted subspace per layer, for SubDistill.
+    ``val_x``/``val_y`` validate for the study's first selection rule,
+    ``other_rules`` (rule -> (images, labels)) for the others.
     ``fingerprint`` is what a resume checkpoint must match.
     """
 
@@ -78,6 +80,7 @@ class RunInputs:
     teacher: nn.Module | None = None
     subspaces: Sequence[LayerSubspace] | None = None
     cache: TargetCache | None = None
+    other_rules: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     fingerprint: str = ""
 
     @property
@@ -126,7 +129,7 @@ def build_distiller(
         if inputs.teacher is None:
             raise ValueError(f"method {method.name!r} with teacher_outputs {mode!r} needs the teacher")
         taps = FeatureTaps(
-            inputs.teacher, pair["teacher"]["layers"] if method.uses_layers else [], named_in=inputs.teacher.model
+            inputs.teacher, paired_layers(config, run, "teacher") if method.uses_layers else [], named_in=inputs.teacher.model
         )
     objective = wire_objective(config, run, method, student, taps, inputs, device)
     layout = memory_format(training["channels_last"], device)
@@ -146,8 +149,15 @@ def build_distiller(
         teacher=teacher,
         val_accuracy=TensorAccuracy(inputs.val_x.to(device), inputs.val_y.to(device)),
         test_accuracy=TensorAccuracy(inputs.test_x.to(device), inputs.test_y.to(device)),
+        other_rules={rule: TensorAccuracy(x.to(device), y.to(device)) for rule, (x, y) in inputs.other_rules.items()},
     )
     return Distiller(run, student, objective, data, generator, training, inputs.fingerprint, mode)
+
+
+def paired_layers(config: dict[str, Any], run: Run, role: str) -> list[str]:
+    """The teacher's or the student's layers this run aligns: the pair's, or the run's subset of them."""
+    layers = config["pairs"][run.pair][role]["layers"]
+    return [layers[i] for i in layer_positions(run.layers, len(layers))]
 
 
 def wire_objective(
@@ -166,10 +176,14 @@ def wire_objective(
     if method.subspace and inputs.subspaces is None:
         raise ValueError(f"method {method.name!r} needs a fitted {method.subspace!r} subspace")
     example = inputs.val_x[:1].to(device)
-    student_taps = FeatureTaps(student, config["pairs"][run.pair]["student"]["layers"])
+    student_taps = FeatureTaps(student, paired_layers(config, run, "student"))
+    subspaces = None
+    if method.subspace:
+        positions = layer_positions(run.layers, len(config["pairs"][run.pair]["teacher"]["layers"]))
+        subspaces = [inputs.subspaces[i] for i in positions]
     return build_objective(
         method, config["methods"][run.method], temperature, float(run.lam),
-        student_taps, teacher_taps.shapes(example), inputs.subspaces if method.subspace else None, example,
+        student_taps, teacher_taps.shapes(example), subspaces, example,
     ).to(device)
 
 
@@ -200,6 +214,7 @@ def cached_outputs(
         teacher_spec=config["pairs"][run.pair]["teacher"],
         sizes=[list(map(int, size)) for size in objective.sizes],
         method=run.method,
+        layers=run.layers,
         options=config["methods"][run.method] or {},
     )
     targets = cached_tensors(inputs.cache.directory, key, compute, log or logging.getLogger(__name__))

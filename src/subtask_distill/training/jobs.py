@@ -12,10 +12,9 @@ import numpy as np
 import torch
 
 from ..config import config_hash
-from ..data.contamination import SPLITS
-from ..data.imagenet import WadingBirds, load_manifest, make_loader, split_digits, split_of
-from ..data.mnist import load_mnist
-from ..data.sources import split_arrays
+from ..data.contamination import SPLITS, SPURIOUS_VAL
+from ..data.imagenet import WadingBirds, load_manifest, make_loader, split_of
+from ..data.sources import split_arrays, study_artifact
 from ..data.tensors import NormalizedImages, batch_indices
 from ..io import file_digest, load_arrays, save_arrays, save_torch, write_json
 from ..methods import get_method
@@ -155,11 +154,13 @@ def augmented_loader(config: dict[str, Any], splits_path: Path, seed: int, devic
     """A maker of the training batches decoded and augmented by DataLoader workers (ImageNet), in a generator's order."""
     data = config["data"]
     view = split_of(load_manifest(splits_path), "train", seed)
-    style = data["digit"]["style"]
-    digits = split_digits(view, load_mnist(Path(data["mnist_root"])), data["image_size"], style)
-    dataset = WadingBirds(Path(data["imagenet_root"]), view, digits, style, "train", data["image_size"])
+    dataset = WadingBirds(Path(data["imagenet_root"]), view, study_artifact(data), "train", data["image_size"])
     batch_size, workers = config["training"]["batch_size"], data["workers"]
     return lambda generator: LoaderBatches(make_loader(dataset, batch_size, True, workers, generator, device.type == "cuda"))
+
+
+# The validation split each selection rule chooses lambda* and the best epoch on.
+VALIDATION_OF_RULE = {"oracle": "val", "spurious": SPURIOUS_VAL}
 
 
 def load_run_inputs(config: dict[str, Any], run: Run, files: RunFiles, device: torch.device) -> RunInputs:
@@ -167,8 +168,11 @@ def load_run_inputs(config: dict[str, Any], run: Run, files: RunFiles, device: t
     augmented = config["data"]["augment"]
     mode = resolve_mode(config["training"]["teacher_outputs"], augmented)
     method = get_method(run.method)
+    rules = config.get("selection", ["oracle"])
+    validation = [VALIDATION_OF_RULE[rule] for rule in rules]
     # Augmented training images are decoded batch by batch; fixed ones are held in memory with the rest.
-    tensors = load_split_tensors(config, files.splits, run.seed, ("val", "test") if augmented else SPLITS)
+    which = (*(() if augmented else ("train",)), *validation, "test")
+    tensors = load_split_tensors(config, files.splits, run.seed, which)
     teacher = None
     if needs_teacher(method.uses_layers, mode):
         if files.teacher is None:
@@ -182,8 +186,10 @@ def load_run_inputs(config: dict[str, Any], run: Run, files: RunFiles, device: t
     cache = None
     if files.cache_dir is not None and method.uses_layers and mode == "cached":
         cache = TargetCache(files.cache_dir, cache_identity(files, run))
+    others = {rule: (tensors[f"{split}_x"], tensors[f"{split}_y"]) for rule, split in zip(rules[1:], validation[1:])}
     return RunInputs(
-        val_x=tensors["val_x"], val_y=tensors["val_y"], test_x=tensors["test_x"], test_y=tensors["test_y"],
+        val_x=tensors[f"{validation[0]}_x"], val_y=tensors[f"{validation[0]}_y"],
+        test_x=tensors["test_x"], test_y=tensors["test_y"], other_rules=others,
         train_x=None if augmented else tensors["train_x"],
         train_loader=augmented_loader(config, files.splits, run.seed, device) if augmented else None,
         teacher_logits=torch.from_numpy(load_arrays(files.logits)["train_logits"]),
@@ -216,16 +222,23 @@ def run_student(
     outcome = distiller.train(log, device, resume_path)
     spec = config["pairs"][run.pair]["student"]
     save_torch(out_dir / "student.pt", {"arch": spec["arch"], "spec": spec, "state_dict": outcome.best_state, "epoch": outcome.best_epoch})
+    rules = config.get("selection", ["oracle"])
+    chosen = {rules[0]: {"best_epoch": outcome.best_epoch, "val_acc": outcome.val_acc, "test_acc": outcome.test_acc}}
+    for rule, choice in outcome.others.items():
+        chosen[rule] = {"best_epoch": choice.best_epoch, "val_acc": choice.val_acc, "test_acc": choice.test_acc}
     metrics = {
         "pair": run.pair,
-        "method": run.method,
+        "method": run.variant,
+        "layers": run.layers,
         "rho": run.rho,
         "lambda": run.lam,
         "seed": run.seed,
+        "selection": rules[0],
         "best_epoch": outcome.best_epoch,
         "epochs_run": len(outcome.history),
         "val_acc": outcome.val_acc,
         "test_acc": outcome.test_acc,
+        "selections": chosen,
         "wall_time_s": time.perf_counter() - started,
         "history": outcome.history,
         "provenance": provenance(config, device),

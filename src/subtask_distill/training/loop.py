@@ -76,21 +76,50 @@ class TensorAccuracy:
 
 @dataclass
 class DistillationData:
-    """Inputs of one student run: training batches, the teacher's outputs on them, and the evaluation sets."""
+    """Inputs of one student run: training batches, the teacher's outputs on them, and the evaluation sets.
+
+    ``val_accuracy`` is the validation set of the study's first selection rule, which chooses the run's
+    checkpoint; ``other_rules`` the validation sets of the other rules, each choosing its own best epoch
+    from the same training.
+    """
 
     train_batches: Callable[[torch.Generator], Iterable[Batch]]
     teacher: Callable[[torch.Tensor, torch.Tensor], TeacherOutputs]
     val_accuracy: Callable[[nn.Module, torch.device], float]
     test_accuracy: Callable[[nn.Module, torch.device], float]
+    other_rules: dict[str, Callable[[nn.Module, torch.device], float]] = field(default_factory=dict)
+
+
+@dataclass
+class Choice:
+    """The best epoch by one validation set, and the student's test accuracy there."""
+
+    best_epoch: int = 0
+    val_acc: float = -1.0
+    test_acc: float = float("nan")
+    best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    def offer(self, epoch: int, val_acc: float, student: nn.Module) -> None:
+        """Keep this epoch if it validates better (ties keep the earlier epoch)."""
+        if val_acc > self.val_acc:
+            self.best_epoch, self.val_acc = epoch, val_acc
+            self.best_state = copy.deepcopy(student.state_dict())
+
+    def saved(self) -> dict[str, Any]:
+        return {"best_epoch": self.best_epoch, "val_acc": self.val_acc, "test_acc": self.test_acc, "best_state": self.best_state}
 
 
 @dataclass
 class TrainingOutcome:
+    """The run's choice by its first selection rule (its checkpoint), the per-epoch history, and the choices
+    of the other rules (``others``, by rule name)."""
+
     best_epoch: int
     val_acc: float
     test_acc: float
     history: list[dict[str, float]] = field(default_factory=list)
     best_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    others: dict[str, Choice] = field(default_factory=dict)
 
 
 def training_step(
@@ -141,7 +170,9 @@ def train_student(
     optimizer = make_optimizer(list(student.parameters()) + list(objective.parameters()), cfg, device)
     schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg["lr_step"], gamma=cfg["lr_gamma"])
 
-    best = TrainingOutcome(best_epoch=0, val_acc=-1.0, test_acc=float("nan"))
+    best = Choice()
+    others = {rule: Choice() for rule in data.other_rules}
+    history: list[dict[str, float]] = []
     first_epoch = 1
     saved = load_resume(resume_path, fingerprint, log)
     if saved is not None:
@@ -150,7 +181,9 @@ def train_student(
         optimizer.load_state_dict(saved["optimizer"])
         schedule.load_state_dict(saved["schedule"])
         restore_rng_states(saved["rng"], generator)
-        best = TrainingOutcome(**saved["best"])
+        best = Choice(**saved["best"])
+        others = {rule: Choice(**choice) for rule, choice in saved["others"].items()}
+        history = saved["history"]
         first_epoch = saved["epoch"] + 1
         log.info("resuming after epoch %d of %d from %s", saved["epoch"], cfg["epochs"], resume_path)
 
@@ -170,16 +203,19 @@ def train_student(
 
         with autocast():
             val_acc = data.val_accuracy(student, device)
+            other_acc = {rule: accuracy_of(student, device) for rule, accuracy_of in data.other_rules.items()}
         record = {"epoch": epoch, **{k: float(v) / max(seen, 1) for k, v in sums.items()}}
-        record.update(val_acc=val_acc, lr=schedule.get_last_lr()[0], seconds=time.perf_counter() - start)
-        best.history.append(record)
-        if val_acc > best.val_acc:
-            best.best_epoch, best.val_acc = epoch, val_acc
-            best.best_state = copy.deepcopy(student.state_dict())
+        record.update(val_acc=val_acc, **{f"val_acc_{rule}": acc for rule, acc in other_acc.items()})
+        record.update(lr=schedule.get_last_lr()[0], seconds=time.perf_counter() - start)
+        history.append(record)
+        best.offer(epoch, val_acc, student)
+        for rule, acc in other_acc.items():
+            others[rule].offer(epoch, acc, student)
         terms_text = " ".join(f"{k} {v:.4f}" for k, v in record.items() if k in sums)
+        others_text = "".join(f" {rule} {acc:.2f} best {others[rule].val_acc:.2f}@{others[rule].best_epoch}" for rule, acc in other_acc.items())
         log.info(
-            "epoch %d/%d %s val_acc %.2f best %.2f@%d %.1fs",
-            epoch, cfg["epochs"], terms_text, val_acc, best.val_acc, best.best_epoch, record["seconds"],
+            "epoch %d/%d %s val_acc %.2f best %.2f@%d%s %.1fs",
+            epoch, cfg["epochs"], terms_text, val_acc, best.val_acc, best.best_epoch, others_text, record["seconds"],
         )
         if resume_path is not None:
             save_resume(resume_path, fingerprint, epoch, {
@@ -188,15 +224,19 @@ def train_student(
                 "optimizer": optimizer.state_dict(),
                 "schedule": schedule.state_dict(),
                 "rng": rng_states(generator),
-                "best": {
-                    "best_epoch": best.best_epoch, "val_acc": best.val_acc, "test_acc": best.test_acc,
-                    "history": best.history, "best_state": best.best_state,
-                },
+                "best": best.saved(),
+                "others": {rule: choice.saved() for rule, choice in others.items()},
+                "history": history,
             })
 
+    for rule, choice in others.items():
+        student.load_state_dict(choice.best_state)
+        with autocast():
+            choice.test_acc = data.test_accuracy(student, device)
+        log.info("%s selection: best epoch %d: val_acc %.2f test_acc %.2f", rule, choice.best_epoch, choice.val_acc, choice.test_acc)
     if best.best_state:
         student.load_state_dict(best.best_state)
     with autocast():
         best.test_acc = data.test_accuracy(student, device)
     log.info("best epoch %d: val_acc %.2f test_acc %.2f", best.best_epoch, best.val_acc, best.test_acc)
-    return best
+    return TrainingOutcome(best.best_epoch, best.val_acc, best.test_acc, history, best.best_state, others)

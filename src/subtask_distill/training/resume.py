@@ -20,7 +20,7 @@ import torch
 
 from ..io import save_torch
 
-FORMAT_VERSION = 3  # 3: torch.optim's optimiser and schedule states
+FORMAT_VERSION = 4  # 3: torch.optim's optimiser and schedule states; 4: a best epoch per selection rule
 
 
 def rng_states(generator: torch.Generator) -> dict[str, Any]:

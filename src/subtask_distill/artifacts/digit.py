@@ -1,4 +1,6 @@
-"""How the digit looks in the top-left patch (``data.digit.style``).
+"""The paper's artifact: a handwritten digit in the top-left patch, whose class is the code.
+
+Its look (option ``style``):
 
 - ``opaque``: the digit image replaces the patch: a grey-level square, black
   background and white strokes, whatever the photo beneath. The authors' code
@@ -14,10 +16,14 @@ p = image size / 4, the top-left cell of the 4 x 4 grid).
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from .registry import GRID, Artifact, ArtifactContext, Region, register_artifact
 
 STYLES = ("opaque", "strokes")
 
@@ -53,3 +59,56 @@ def draw_digits(corners, digits, style: str):
     if style == "strokes":
         return corners * (1 - alpha) + 255.0 * alpha
     raise ValueError(f"unknown digit style {style!r}; expected one of {STYLES}")
+
+
+@register_artifact
+class Digit(Artifact):
+    """A digit of the instance pools (MNIST's, or the bundled 8 x 8 digits) in the top-left patch.
+
+    ``test_pool``: the test split's digits come from the training digits (as
+    the authors' code draws every split's digits from MNIST's training images)
+    or from the held-out ones.
+    """
+
+    name = "digit"
+    class_coded = True
+    uses_digits = True
+
+    def __init__(
+        self,
+        context: ArtifactContext,
+        style: Literal["opaque", "strokes"] = "opaque",
+        test_pool: Literal["train", "test"] = "train",
+    ):
+        super().__init__(context)
+        if context.pools is None:
+            raise ValueError("the digit artifact needs its digit pools (the bundled digits or MNIST)")
+        self.style, self.test_pool, self.pools = style, test_pool, context.pools
+        self.patch = self.image_size // GRID
+        self._glyphs: dict[tuple[str, int], np.ndarray] = {}
+
+    def pool_of(self, split: str) -> str:
+        return self.test_pool if split == "test" else "train"
+
+    def instance_labels(self, pool: str) -> np.ndarray:
+        return np.asarray(self.pools[pool][1], dtype=np.int64)
+
+    def region(self, instance: int) -> Region:
+        return Region(0, 0, self.patch, self.patch)
+
+    def glyph(self, pool: str, instance: int) -> np.ndarray:
+        """Digit ``instance`` of ``pool`` as intensities at the patch size (resized once, on first use)."""
+        images = self.pools[pool][0]
+        if images.dtype == np.float32 and images.shape[1:] == (self.patch, self.patch):
+            return images[instance]
+        key = (pool, instance)
+        if key not in self._glyphs:
+            self._glyphs[key] = resize_digits(images[instance : instance + 1], self.patch, self.style)[0]
+        return self._glyphs[key]
+
+    def draw(self, image: np.ndarray, code: int, instance: int, pool: str) -> np.ndarray:
+        out = image.copy()
+        p = self.patch
+        corner = out[:p, :p].astype(np.float32)
+        out[:p, :p] = np.round(draw_digits(corner, self.glyph(pool, instance), self.style)).astype(np.uint8)
+        return out
