@@ -45,8 +45,8 @@ def main() -> None:
     if data["kind"] == "embedded" and args.subtask_base is None:
         p.error("--subtask-base is required for the embedded study")
     splits = split_arrays(data, args.splits, args.seed, which=("test",), workers=data["workers"])
-    clean = clean_test_images(data, splits, args.subtask_base, workers=data["workers"])
     artifact = study_artifact(data, args.subtask_base)
+    clean = clean_test_images(data, splits, args.subtask_base, artifact, workers=data["workers"])
     result = analyse(model, splits, clean, artifact, config["analysis"]["max_images"], device)
     extra = {"pair": np.array(args.pair), "scored_rho": np.array(args.scored_rho)}
     if args.role == "student":

@@ -182,7 +182,7 @@ def build_manifest(
     for row, seed in enumerate(seeds):
         plans = plan_splits(artifact, data, pool.labels, test.labels, rho, int(seed))
         val_mask[row, plans["val"].ids] = True
-        for split, prefix in (("train", ""), ("val", ""), ("train", "spurious_"), (SPURIOUS_VAL, "spurious_")):
+        for split, prefix in (("train", ""), ("val", ""), (SPURIOUS_VAL, "spurious_")):
             planned = plans[split]
             arrays[f"{prefix}artifact"][row, planned.ids] = planned.plan.code
             arrays[f"{prefix}instance"][row, planned.ids] = planned.plan.instance

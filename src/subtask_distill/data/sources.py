@@ -69,10 +69,11 @@ def split_arrays(
 
 
 def clean_test_images(
-    data_cfg: dict[str, Any], splits: dict[str, np.ndarray], base_path: Path | None, workers: int = 0
+    data_cfg: dict[str, Any], splits: dict[str, np.ndarray], base_path: Path | None, artifact: Artifact, workers: int = 0
 ) -> np.ndarray:
     """The test images without any artifact, indexed by ``test_id``: what occlusion restores an artifact's
-    region from (the embedded subtask base holds them; ImageNet's are decoded again)."""
+    region from (the embedded subtask base holds them; ImageNet's are decoded again, with ``artifact``,
+    the study's, drawn on none)."""
     if data_cfg["kind"] == "embedded":
         return load_arrays(base_path)["test_x"]
     n = len(splits["test_y"])
@@ -84,6 +85,5 @@ def clean_test_images(
         image_id=splits["test_id"],
     )
     clean = np.empty_like(splits["test_x"])
-    artifact = study_artifact(data_cfg)
     clean[splits["test_id"]] = decode_images(Path(data_cfg["imagenet_root"]), clean_view, artifact, data_cfg["image_size"], workers)
     return clean

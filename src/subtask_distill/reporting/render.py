@@ -95,30 +95,6 @@ def layout(rows: Sequence[dict[str, Any]], methods: Sequence[str]) -> list[Line]
     return lines
 
 
-RULE_TITLES = {
-    "oracle": "lambda* and the best epoch chosen on validation images whose artifact is random (oracle)",
-    "spurious": "lambda* and the best epoch chosen on validation images carrying the training correlation (spurious)",
-}
-_HEADINGS = {
-    "markdown": lambda title: f"**{title}**\n\n",
-    "html": lambda title: f"<h3>{html.escape(title)}</h3>\n",
-    "latex": lambda title: f"% {title}\n",
-}
-
-
-def per_rule(renderer, rows: Sequence[dict[str, Any]], methods: Sequence[str], names: dict[str, str]) -> str:
-    """Table I rendered once per selection rule, each under a heading naming the rule (a study with only the
-    paper's oracle rule gets its one table without a heading)."""
-    rules = list(dict.fromkeys(row["selection"] for row in rows))
-    if rules == ["oracle"]:
-        return renderer(rows, methods, names)
-    kind = {markdown: "markdown", html_table: "html", latex: "latex"}[renderer]
-    return "\n".join(
-        _HEADINGS[kind](RULE_TITLES.get(rule, rule)) + renderer([r for r in rows if r["selection"] == rule], methods, names)
-        for rule in rules
-    )
-
-
 def _number(value: float) -> str:
     return "–" if value is None or math.isnan(value) else f"{value:.1f}"
 
@@ -212,3 +188,26 @@ def latex(rows: Sequence[dict[str, Any]], methods: Sequence[str], names: dict[st
         )
     out += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(out)
+
+
+RULE_TITLES = {
+    "oracle": "lambda* and the best epoch chosen on validation images whose artifact is random (oracle)",
+    "spurious": "lambda* and the best epoch chosen on validation images carrying the training correlation (spurious)",
+}
+_HEADINGS = {
+    markdown: lambda title: f"**{title}**\n\n",
+    html_table: lambda title: f"<h3>{html.escape(title)}</h3>\n",
+    latex: lambda title: f"% {title}\n",
+}
+
+
+def per_rule(renderer, rows: Sequence[dict[str, Any]], methods: Sequence[str], names: dict[str, str]) -> str:
+    """Table I rendered once per selection rule, each under a heading naming the rule (a study with only the
+    paper's oracle rule gets its one table without a heading)."""
+    rules = list(dict.fromkeys(row["selection"] for row in rows))
+    if rules == ["oracle"]:
+        return renderer(rows, methods, names)
+    return "\n".join(
+        _HEADINGS[renderer](RULE_TITLES.get(rule, rule)) + renderer([r for r in rows if r["selection"] == rule], methods, names)
+        for rule in rules
+    )
