@@ -3,6 +3,7 @@
 import sys
 from pathlib import Path
 
+from snakemake.logging import logger
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -35,6 +36,13 @@ include: "rules/distill.smk"
 include: "rules/aggregate.smk"
 include: "rules/analysis.smk"
 include: "rules/report.smk"
+
+
+# What the grid costs, before anything runs (a dry run shows it too).
+logger.info(
+    f"study {config['study']}: {len(RUNS)} student runs, trained by {TRAINING_JOBS} jobs"
+    f" ({len(BANKED)} variant(s) in banks of {len(BANK_LAMBDAS)} lambdas, {len(SOLO)} one run per job)"
+)
 
 
 # Downloads need the internet: on a cluster they run where Snakemake runs (the login node).

@@ -32,6 +32,18 @@ SEEDS = [int(seed) for seed in config["seeds"]]
 RUNS = list(runs(config, {m: get_method(m).uses_layers for m in METHODS}))
 # The {method} wildcard: a method, or a layer-wise method with a layer subset (at-L12; layer_subsets).
 VARIANTS = list(dict.fromkeys(run.variant for run in RUNS))
+# Banks (training.bank): one job trains all the lambdas of a layer-wise variant's (pair, rho, seed);
+# the other variants (output-only KD, or every variant without banks) train one student per job.
+BANK_LAMBDAS = [format_number(lam) for lam in config["lambdas"]]
+BANKED = [
+    v
+    for v in VARIANTS
+    if config["training"]["bank"] and get_method(parse_variant(v)[0]).uses_layers
+]
+SOLO = [v for v in VARIANTS if v not in BANKED]
+TRAINING_JOBS = len(
+    {(r.pair, r.variant, r.rho, r.seed) for r in RUNS if r.variant in BANKED}
+) + sum(r.variant in SOLO for r in RUNS)
 # The selection rules; the first chooses the checkpoints the figures analyse.
 SELECTION = config["selection"]
 # Subspace kinds needed by the configured methods (SubDistill: "subdistill", its PCA ablation: "pca").
@@ -42,7 +54,8 @@ SCORED_RHO = format_number(max(config["rhos"]))
 
 
 def one_of(values):
-    return "|".join(re.escape(str(v)) for v in values)
+    """A wildcard pattern matching exactly ``values`` (none: a pattern that matches nothing)."""
+    return "|".join(re.escape(str(v)) for v in values) or "(?!)"
 
 
 wildcard_constraints:
@@ -162,6 +175,16 @@ def teacher_checkpoint(wildcards):
 
 def subspace_file(pair="{pair}", kind="{kind}", rho="{rho}", seed="{seed}", ext="pt"):
     return f"{RESULTS}/subspaces/{pair}/{kind}/rho{rho}/seed{seed}.{ext}"
+
+
+def run_file(name, lam="{lam}"):
+    """A file of one run's folder (wildcards left for the others)."""
+    return f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{lam}/seed{{seed}}/{name}"
+
+
+def bank_files(name):
+    """That file of every run of a bank (one per lambda of the grid)."""
+    return [run_file(name, lam) for lam in BANK_LAMBDAS]
 
 
 def student_inputs(wildcards):

@@ -1,16 +1,61 @@
-# Student training: one job per (pair, method with its layer subset, rho, lambda, seed).
+# Student training. A bank (training.bank) trains the students of one (pair, layer-wise method with
+# its layer subset, rho, seed), one per lambda, in one job: the same batches, one teacher pass per
+# batch. Output-only KD (a single lambda), or every run without banks, trains one student per job.
+# Either way each run gets its own folder, student.pt and metrics.json.
+
+
+rule train_bank:
+    input:
+        unpack(student_inputs),
+    output:
+        metrics=bank_files("metrics.json"),
+        checkpoint=bank_files("student.pt"),
+    log:
+        log_path("train_bank", "{pair}/{method}/rho{rho}_seed{seed}"),
+    benchmark:
+        benchmark_path("train_bank", "{pair}/{method}/rho{rho}_seed{seed}")
+    wildcard_constraints:
+        method=one_of(BANKED),
+    conda:
+        "../envs/study.yaml"
+    threads: config["runtime"]["student_threads"]
+    resources:
+        gpu=gpus,
+        mem_mb=job_mem_mb,
+        # At most the runs one after the other; less, as they share the data and the teacher.
+        runtime=job_runtime(len(BANK_LAMBDAS)),
+    params:
+        config=lambda w: job_config(
+            "data", "training", "runtime", "selection", pair=w.pair, method=w.method
+        ),
+        script=SCRIPTS / "train_student.py",
+        lams=" ".join(BANK_LAMBDAS),
+        out_dirs=lambda w, output: " ".join(
+            str(Path(path).parent) for path in output.metrics
+        ),
+        # Outside the declared outputs, so Snakemake keeps it when a killed job is rerun.
+        resume=lambda w: f"{RESULTS}/resume/{w.pair}/{w.method}/rho{w.rho}/seed{w.seed}.pt",
+        optional=optional_student_args,
+    shell:
+        "python {params.script} --config {params.config:q} --threads {threads}"
+        " --pair {wildcards.pair} --method {wildcards.method} --rho {wildcards.rho}"
+        " --lam {params.lams} --seed {wildcards.seed} --splits {input.splits}"
+        " --teacher-logits {input.teacher_logits} {params.optional}"
+        " --resume-file {params.resume} --out-dir {params.out_dirs} > {log} 2>&1"
 
 
 rule train_student:
     input:
         unpack(student_inputs),
     output:
-        metrics=f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/metrics.json",
-        checkpoint=f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{{lam}}/seed{{seed}}/student.pt",
+        metrics=run_file("metrics.json"),
+        checkpoint=run_file("student.pt"),
     log:
         log_path("train_student", "{pair}/{method}/rho{rho}_lam{lam}_seed{seed}"),
     benchmark:
         benchmark_path("train_student", "{pair}/{method}/rho{rho}_lam{lam}_seed{seed}")
+    wildcard_constraints:
+        method=one_of(SOLO),
     conda:
         "../envs/study.yaml"
     threads: config["runtime"]["student_threads"]
@@ -24,7 +69,6 @@ rule train_student:
         ),
         script=SCRIPTS / "train_student.py",
         out_dir=lambda w, output: Path(output.metrics).parent,
-        # Outside the declared outputs, so Snakemake keeps it when a killed job is rerun.
         resume=lambda w: f"{RESULTS}/resume/{w.pair}/{w.method}/rho{w.rho}/lam{w.lam}/seed{w.seed}.pt",
         # Layer targets shared by the lambdas of a (pair, method, rho, seed), keyed by their inputs.
         cache=(

@@ -1,4 +1,5 @@
-"""benchmarks/throughput.py runs on the embedded pair and reports what docs/performance.md quotes."""
+"""The benchmark scripts run and report what docs/performance.md quotes: throughput.py on the embedded pair,
+banks.py and gpu_check.py (its --device cpu --quick mode) on a paper pair."""
 
 import subprocess
 import sys
@@ -27,3 +28,33 @@ def test_throughput_benchmark_reports_speed_ratios_and_floating_point_work():
     bare_flops, cached_flops = map(float, rows["vid"][6].split("/"))
     # VID's regressors (1x1 layers to the teacher's widths) cost more than the student itself on this pair.
     assert cached_flops > 2 * bare_flops and abs(float(rows["vid"][7]) - bare_flops / cached_flops) < 0.01
+
+
+def run_script(name: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *args], capture_output=True, text=True,
+                            timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_bank_benchmark_reports_each_mode_the_ceiling_and_the_share_of_it_reached():
+    out = run_script(
+        "banks.py", "--config", str(REPO / "configs" / "paper.yaml"), "--pairs", "resnet18_to_resnet18s",
+        "--methods", "at", "--batch-size", "2", "--steps", "1", "--repeats", "1", "--pool-batches", "1",
+        "--data", "--data-images", "8", "--workers", "0",
+    )
+    (cells,) = [line.split() for line in out.splitlines() if line.startswith("resnet18_to_resnet18s")]
+    teacher, student, bare, solo, bank, bank_over_solo, ceiling, share = map(float, [*cells[2:9], cells[9].rstrip("%")])
+    assert min(teacher, student, bare, solo, bank) > 0
+    n = 5  # the paper's lambdas
+    assert abs(ceiling - n * (teacher + student) / (teacher + n * student)) < 0.02
+    assert abs(bank_over_solo - bank / solo) < 0.02 and abs(share - 100 * bank_over_solo / ceiling) < 1.5
+    assert "data path: workers" in out and "then on-device augmentation" in out
+
+
+def test_gpu_check_runs_on_the_cpu_in_quick_mode():
+    out = run_script("gpu_check.py", "--device", "cpu", "--quick", "--pairs", "resnet18_to_resnet18s")
+    for precision in ("bf16", "fp32"):
+        assert f"grid of resnet18_to_resnet18s in {precision}:" in out
+    assert "decoded training images of one job: 3.9 GB" in out  # 5,200 images at 0.75 MB
+    assert "paper grid (bf16, 100 epochs, 5200 images):" in out and "with banks" in out

@@ -19,8 +19,10 @@ class LayerLoss(nn.Module):
     Built from the teacher's and the student's feature shapes (C, H, W) after
     spatial alignment; its parameters, if any, train with the student.
     ``teacher_target`` maps the frozen teacher's aligned features to what the
-    loss compares against; it depends only on the teacher, so with fixed
-    inputs it is computed once and cached.
+    loss compares against; it depends only on the teacher (and fixed buffers,
+    never on the loss's trained parameters), so with fixed inputs it is
+    computed once and cached, and online it is computed once per batch for
+    every student of a bank.
     """
 
     def __init__(self, teacher_shape: Shape, student_shape: Shape):

@@ -1,8 +1,11 @@
-"""One run wired from its inputs: the student, its objective, the teacher's outputs on each batch and the data.
+"""Runs wired from their inputs: the students, their objectives, the teacher's outputs on each batch and the data.
 
-``build_distiller`` is the only place that assembles a run. The training job
-gives it inputs read from the workflow's files (``jobs.load_run_inputs``);
-the throughput benchmark and the tests give it tensors and networks they make.
+``build_bank`` is the only place that assembles runs: a bank is the runs of one
+(pair, method, rho, seed), one per lambda, trained together on one stream of
+batches and one teacher pass per batch; ``build_distiller`` is a bank of one.
+The training job gives it inputs read from the workflow's files
+(``jobs.load_run_inputs``); the benchmarks and the tests give it tensors and
+networks they make.
 """
 
 from __future__ import annotations
@@ -23,11 +26,13 @@ from ..models.build import build_network
 from ..models.taps import FeatureTaps
 from ..runtime import autocast_context, memory_format, seed_everything
 from ..study import Run, layer_positions
-from .loop import Batch, DistillationData, TensorAccuracy, TensorBatches, TrainingOutcome, train_student
+from .loop import Batch, DistillationData, Member, TensorAccuracy, TensorBatches, TrainingOutcome, train_bank
 from .objective import DistillationObjective, TeacherOutputs, build_objective
+from .resume import device_rng_state
 from .teacher_source import (
     CachedTeacher,
     OnlineTeacher,
+    TeacherPass,
     cached_tensors,
     layer_targets,
     needs_teacher,
@@ -89,69 +94,107 @@ class RunInputs:
 
 
 @dataclass
-class Distiller:
-    """One student run, ready to train."""
+class Distiller(Member):
+    """One student run of a bank, ready to train."""
 
-    run: Run
-    student: nn.Module
-    objective: DistillationObjective
-    data: DistillationData
+    run: Run | None = None
+    teacher_mode: str = "cached"
+
+
+@dataclass
+class Bank:
+    """The runs of one (pair, method, rho, seed), ready to train together (a single run: a bank of one)."""
+
+    members: list[Distiller]
     generator: torch.Generator
     training: dict[str, Any]
     fingerprint: str
     teacher_mode: str
 
-    def train(self, log: logging.Logger, device: torch.device, resume_path: Path | None = None) -> TrainingOutcome:
-        return train_student(
-            self.student, self.objective, self.data, self.training, self.generator, log, device, resume_path, self.fingerprint
-        )
+    def train(self, log: logging.Logger, device: torch.device, resume_path: Path | None = None) -> list[TrainingOutcome]:
+        return train_bank(self.members, self.training, self.generator, log, device, resume_path, self.fingerprint)
+
+
+def bank_problem(runs: Sequence[Run]) -> str | None:
+    """Why ``runs`` cannot form a bank, or None: its members differ only in lambda."""
+    if not runs:
+        return "a bank needs at least one run"
+    first = runs[0]
+    shared = [(r.pair, r.method, r.layers, r.rho, r.seed) for r in runs]
+    if len(set(shared)) > 1:
+        return f"the runs of a bank differ only in lambda, but these differ in (pair, method, layers, rho, seed): {sorted(set(shared))}"
+    if len({r.lam for r in runs}) < len(runs):
+        return f"a bank of {first.pair}/{first.variant} lists a lambda twice: {[r.lam for r in runs]}"
+    return None
 
 
 def build_distiller(
     config: dict[str, Any], run: Run, inputs: RunInputs, device: torch.device, log: logging.Logger | None = None
 ) -> Distiller:
-    """Wire ``run``: seed, build the student and its objective, and the source of the teacher's outputs.
+    """Wire one run: the member of a bank of one."""
+    return build_bank(config, [run], inputs, device, log).members[0]
 
-    The seed is set first, so the student's and the layer losses' initial
-    weights depend only on the run's seed and config.
+
+def build_bank(
+    config: dict[str, Any], runs: Sequence[Run], inputs: RunInputs, device: torch.device, log: logging.Logger | None = None
+) -> Bank:
+    """Wire the runs of one (pair, method, rho, seed): each student and its objective, the teacher's
+    outputs they share, and the one stream of batches.
+
+    Each member is seeded first, exactly as if it were built alone, so its
+    student's and layer losses' initial weights depend only on its run's seed
+    and config, and its own random state for training is the one it would
+    have alone; then the batch order's generator is seeded as a lone run's.
     """
+    problem = bank_problem(runs)
+    if problem:
+        raise ValueError(problem)
     if (inputs.train_x is None) == (inputs.train_loader is None):
         raise ValueError("RunInputs needs exactly one of train_x (fixed images) and train_loader (augmented)")
-    generator = seed_everything(run.seed)
+    first = runs[0]
     training = config["training"]
-    method = get_method(run.method)
+    method = get_method(first.method)
     mode = resolve_mode(training["teacher_outputs"], inputs.augmented)
-    pair = config["pairs"][run.pair]
-    student = build_network(pair["student"], num_classes=len(config["data"]["subtask_classes"])).to(device)
-
+    layout = memory_format(training["channels_last"], device)
     taps = None
     if needs_teacher(method.uses_layers, mode):
         if inputs.teacher is None:
             raise ValueError(f"method {method.name!r} with teacher_outputs {mode!r} needs the teacher")
         taps = FeatureTaps(
-            inputs.teacher, paired_layers(config, run, "teacher") if method.uses_layers else [], named_in=inputs.teacher.model
+            inputs.teacher, paired_layers(config, first, "teacher") if method.uses_layers else [], named_in=inputs.teacher.model
         )
-    objective = wire_objective(config, run, method, student, taps, inputs, device)
-    layout = memory_format(training["channels_last"], device)
     if mode == "online":
         inputs.teacher.to(memory_format=layout)  # it runs on every batch: in the layout convolutions run fastest
-        teacher = OnlineTeacher(taps, objective, autocast_context(training["mixed_precision"], device), layout)
-    else:
-        teacher = CachedTeacher(cached_outputs(config, run, objective, taps, inputs, device, log), device, layout)
-        if taps is not None:
-            taps.remove()
+        shared = TeacherPass(taps, autocast_context(training["mixed_precision"], device))
 
+    built, cached = [], None
+    for run in runs:
+        seed_everything(run.seed)
+        student = build_network(config["pairs"][run.pair]["student"], num_classes=len(config["data"]["subtask_classes"])).to(device)
+        objective = wire_objective(config, run, method, student, taps, inputs, device)
+        if mode == "online":
+            positions = range(len(objective.layer_losses))
+            teacher = OnlineTeacher(shared, objective, positions, run.variant, layout)
+        else:  # every lambda's targets are the same: computed (or loaded) once
+            cached = cached or CachedTeacher(cached_outputs(config, run, objective, taps, inputs, device, log), device, layout)
+            teacher = cached
+        built.append((run, student, objective, teacher, device_rng_state()))
+    if mode != "online" and taps is not None:
+        taps.remove()
+
+    generator = torch.Generator().manual_seed(first.seed)  # as seed_everything's: the batch order of a lone run
     batch_size = training["batch_size"]
-    data = DistillationData(
-        train_batches=(
-            inputs.train_loader(generator) if inputs.augmented else TensorBatches(inputs.train_x.to(device), batch_size)
-        ),
-        teacher=teacher,
-        val_accuracy=TensorAccuracy(inputs.val_x.to(device), inputs.val_y.to(device)),
-        test_accuracy=TensorAccuracy(inputs.test_x.to(device), inputs.test_y.to(device)),
-        other_rules={rule: TensorAccuracy(x.to(device), y.to(device)) for rule, (x, y) in inputs.other_rules.items()},
-    )
-    return Distiller(run, student, objective, data, generator, training, inputs.fingerprint, mode)
+    batches = inputs.train_loader(generator) if inputs.augmented else TensorBatches(inputs.train_x.to(device), batch_size)
+    evaluation = {
+        "val_accuracy": TensorAccuracy(inputs.val_x.to(device), inputs.val_y.to(device)),
+        "test_accuracy": TensorAccuracy(inputs.test_x.to(device), inputs.test_y.to(device)),
+        "other_rules": {rule: TensorAccuracy(x.to(device), y.to(device)) for rule, (x, y) in inputs.other_rules.items()},
+    }
+    members = [
+        Distiller(f"lambda {run.lam}" if len(runs) > 1 else "", student, objective, DistillationData(batches, teacher, **evaluation), rng, run, mode)
+        for run, student, objective, teacher, rng in built
+    ]
+    return Bank(members, generator, training, inputs.fingerprint, mode)
 
 
 def paired_layers(config: dict[str, Any], run: Run, role: str) -> list[str]:

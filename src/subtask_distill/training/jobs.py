@@ -13,6 +13,7 @@ import torch
 
 from ..config import config_hash
 from ..data.contamination import SPLITS, SPURIOUS_VAL
+from ..data.device_augment import AugmentedBatches, decode_once
 from ..data.imagenet import WadingBirds, load_manifest, make_loader, split_of
 from ..data.sources import split_arrays, study_artifact
 from ..data.tensors import NormalizedImages, batch_indices
@@ -24,8 +25,8 @@ from ..models.taps import FeatureTaps
 from ..provenance import provenance
 from ..study import Run
 from .evaluate import accuracy, predict_logits
-from .factory import RunInputs, TargetCache, build_distiller
-from .loop import LoaderBatches
+from .factory import RunInputs, TargetCache, build_bank
+from .loop import LoaderBatches, TrainingOutcome
 from .teacher_source import needs_teacher, resolve_mode
 
 
@@ -130,11 +131,11 @@ class RunFiles:
     cache_dir: Path | None = None
 
 
-def run_fingerprint(config: dict[str, Any], run: Run, files: RunFiles) -> str:
-    """What a resume checkpoint must match: the run, its settings and its exact input files."""
+def bank_fingerprint(config: dict[str, Any], runs: Sequence[Run], files: RunFiles) -> str:
+    """What a resume checkpoint must match: the bank's runs, their settings and their exact input files."""
     paths = (files.splits, files.logits, files.teacher, files.subspace)
     digests = [file_digest(path) for path in paths if path is not None]
-    return config_hash({"run": run.path, "config": config, "inputs": digests})
+    return config_hash({"runs": [run.path for run in runs], "config": config, "inputs": digests})
 
 
 def cache_identity(files: RunFiles, run: Run) -> dict[str, Any]:
@@ -150,12 +151,21 @@ def cache_identity(files: RunFiles, run: Run) -> dict[str, Any]:
     }
 
 
-def augmented_loader(config: dict[str, Any], splits_path: Path, seed: int, device: torch.device):
-    """A maker of the training batches decoded and augmented by DataLoader workers (ImageNet), in a generator's order."""
+def augmented_batches(config: dict[str, Any], splits_path: Path, seed: int, device: torch.device, log: logging.Logger):
+    """A maker of the augmented training batches (ImageNet), in a generator's order: decoded once and augmented
+    on the device (``data.augment_on: device``), or decoded and augmented by DataLoader workers every epoch."""
     data = config["data"]
     view = split_of(load_manifest(splits_path), "train", seed)
-    dataset = WadingBirds(Path(data["imagenet_root"]), view, study_artifact(data), "train", data["image_size"])
+    root, artifact = Path(data["imagenet_root"]), study_artifact(data)
     batch_size, workers = config["training"]["batch_size"], data["workers"]
+    if data["augment_on"] == "device":
+        started = time.perf_counter()
+        images = decode_once(root, view, data["decoded_max_side"], workers)
+        batches = AugmentedBatches(images, view, artifact, batch_size, data["image_size"], device)
+        log.info("decoded %d training images once in %.1fs: %.2f GB on %s", len(images), time.perf_counter() - started,
+                 images.nbytes / 1e9, device)
+        return lambda generator: batches
+    dataset = WadingBirds(root, view, artifact, "train", data["image_size"])
     return lambda generator: LoaderBatches(make_loader(dataset, batch_size, True, workers, generator, device.type == "cuda"))
 
 
@@ -163,8 +173,12 @@ def augmented_loader(config: dict[str, Any], splits_path: Path, seed: int, devic
 VALIDATION_OF_RULE = {"oracle": "val", "spurious": SPURIOUS_VAL}
 
 
-def load_run_inputs(config: dict[str, Any], run: Run, files: RunFiles, device: torch.device) -> RunInputs:
-    """Read a run's inputs: images, the teacher's logits, and the teacher and subspace where the method needs them."""
+def load_run_inputs(
+    config: dict[str, Any], runs: Sequence[Run], files: RunFiles, device: torch.device, log: logging.Logger
+) -> RunInputs:
+    """Read the inputs of a bank's runs (one pair, method, rho and seed): images, the teacher's logits, and
+    the teacher and subspace where the method needs them."""
+    run = runs[0]
     augmented = config["data"]["augment"]
     mode = resolve_mode(config["training"]["teacher_outputs"], augmented)
     method = get_method(run.method)
@@ -191,9 +205,9 @@ def load_run_inputs(config: dict[str, Any], run: Run, files: RunFiles, device: t
         val_x=tensors[f"{validation[0]}_x"], val_y=tensors[f"{validation[0]}_y"],
         test_x=tensors["test_x"], test_y=tensors["test_y"], other_rules=others,
         train_x=None if augmented else tensors["train_x"],
-        train_loader=augmented_loader(config, files.splits, run.seed, device) if augmented else None,
+        train_loader=augmented_batches(config, files.splits, run.seed, device, log) if augmented else None,
         teacher_logits=torch.from_numpy(load_arrays(files.logits)["train_logits"]),
-        teacher=teacher, subspaces=subspaces, cache=cache, fingerprint=run_fingerprint(config, run, files),
+        teacher=teacher, subspaces=subspaces, cache=cache, fingerprint=bank_fingerprint(config, runs, files),
     )
 
 
@@ -206,20 +220,52 @@ def run_student(
     log: logging.Logger,
     resume_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Train one student and write ``student.pt`` and ``metrics.json`` into ``out_dir``.
+    """Train one student (a bank of one) and write ``student.pt`` and ``metrics.json`` into ``out_dir``."""
+    return run_bank(config, [run], files, [out_dir], device, log, resume_path)[0]
 
-    ``resume_path`` holds the per-epoch resume checkpoint (deleted once the run's outputs are written).
+
+def run_bank(
+    config: dict[str, Any],
+    runs: Sequence[Run],
+    files: RunFiles,
+    out_dirs: Sequence[Path],
+    device: torch.device,
+    log: logging.Logger,
+    resume_path: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Train the students of one (pair, method, rho, seed) together; write each one's ``student.pt`` and
+    ``metrics.json`` into its folder of ``out_dirs``, and return their metrics.
+
+    ``resume_path`` holds the bank's per-epoch resume checkpoint (deleted once every output is written).
     """
+    if len(out_dirs) != len(runs):
+        raise ValueError(f"{len(runs)} runs but {len(out_dirs)} output folders")
     started = time.perf_counter()
-    distiller = build_distiller(config, run, load_run_inputs(config, run, files, device), device, log)
-    data = distiller.data
+    bank = build_bank(config, runs, load_run_inputs(config, runs, files, device, log), device, log)
+    data = bank.members[0].data
     log.info(
-        "run %s: %d train / %d val / %d test images (%s), teacher outputs %s, %d student parameters, device %s",
-        run.path, len(data.train_batches), len(data.val_accuracy.y), len(data.test_accuracy.y),
-        "augmented" if config["data"]["augment"] else "fixed", distiller.teacher_mode,
-        sum(p.numel() for p in distiller.student.parameters()), device,
+        "bank %s/%s rho %s seed %s: lambdas %s; %d train / %d val / %d test images (%s), teacher outputs %s,"
+        " %d student parameters each, device %s",
+        runs[0].pair, runs[0].variant, runs[0].rho, runs[0].seed, ", ".join(run.lam for run in runs),
+        len(data.train_batches), len(data.val_accuracy.y), len(data.test_accuracy.y),
+        "augmented" if config["data"]["augment"] else "fixed", bank.teacher_mode,
+        sum(p.numel() for p in bank.members[0].student.parameters()), device,
     )
-    outcome = distiller.train(log, device, resume_path)
+    outcomes = bank.train(log, device, resume_path)
+    seconds = time.perf_counter() - started
+    results = [
+        write_run_outputs(config, run, outcome, out_dir, seconds / len(runs), len(runs), device)
+        for run, outcome, out_dir in zip(runs, outcomes, out_dirs)
+    ]
+    if resume_path is not None:
+        resume_path.unlink(missing_ok=True)
+    return results
+
+
+def write_run_outputs(
+    config: dict[str, Any], run: Run, outcome: TrainingOutcome, out_dir: Path, seconds: float, bank_size: int, device: torch.device
+) -> dict[str, Any]:
+    """A run's ``student.pt`` (its best weights by the first selection rule) and ``metrics.json``."""
     spec = config["pairs"][run.pair]["student"]
     save_torch(out_dir / "student.pt", {"arch": spec["arch"], "spec": spec, "state_dict": outcome.best_state, "epoch": outcome.best_epoch})
     rules = config.get("selection", ["oracle"])
@@ -236,14 +282,14 @@ def run_student(
         "selection": rules[0],
         "best_epoch": outcome.best_epoch,
         "epochs_run": len(outcome.history),
+        "diverged_at_epoch": outcome.diverged_at,
         "val_acc": outcome.val_acc,
         "test_acc": outcome.test_acc,
         "selections": chosen,
-        "wall_time_s": time.perf_counter() - started,
+        "wall_time_s": seconds,
+        "bank_size": bank_size,
         "history": outcome.history,
         "provenance": provenance(config, device),
     }
     write_json(out_dir / "metrics.json", metrics)
-    if resume_path is not None:
-        resume_path.unlink(missing_ok=True)
     return metrics

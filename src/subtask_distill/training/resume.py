@@ -1,8 +1,9 @@
 """Resume checkpoints: a killed or preempted training job continues from its last finished epoch.
 
-At the end of every epoch the loop saves everything the next epoch depends on
-(model, loss-module parameters, optimiser and learning-rate schedule, every random number
-generator, best-so-far metrics and weights). The file is written atomically,
+At the end of every epoch the loop saves everything the next epoch depends on,
+for every student of the bank (model, loss-module parameters, its own random
+state, best-so-far metrics and weights) and for the bank (optimiser,
+learning-rate schedule, the batch order's and the other random number generators). The file is written atomically,
 so a kill mid-write leaves the previous epoch's checkpoint intact. A
 checkpoint that cannot be read, or was written for different settings, is
 ignored with a warning and training starts over: it is never half-used.
@@ -20,7 +21,7 @@ import torch
 
 from ..io import save_torch
 
-FORMAT_VERSION = 4  # 3: torch.optim's optimiser and schedule states; 4: a best epoch per selection rule
+FORMAT_VERSION = 5  # 3: torch.optim's optimiser and schedule states; 4: a best epoch per selection rule; 5: banks
 
 
 def rng_states(generator: torch.Generator) -> dict[str, Any]:
@@ -33,6 +34,20 @@ def rng_states(generator: torch.Generator) -> dict[str, Any]:
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
+
+
+def device_rng_state() -> dict[str, Any]:
+    """torch's global random state (CPU, and CUDA where present): what a student's own steps draw from."""
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_device_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def restore_rng_states(states: dict[str, Any], generator: torch.Generator) -> None:

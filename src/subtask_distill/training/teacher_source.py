@@ -7,7 +7,13 @@ loss's targets once per run, before the first epoch. With a cache folder, the
 targets are also stored on disk, keyed by everything they depend on, so the
 runs of the other lambdas load them instead of running the teacher again
 (``training.teacher_cache``). With augmented inputs the teacher runs online,
-on every batch.
+on every batch: once per batch for a whole bank (``TeacherPass``), and each
+layer loss's targets once per batch for all the members of one method and
+layer subset.
+
+A layer loss's ``teacher_target`` may depend on fixed buffers (a subspace) but
+never on trained parameters: that is what lets the targets be shared by every
+lambda, cached or online.
 """
 
 from __future__ import annotations
@@ -45,11 +51,22 @@ def resolve_mode(mode: str, augmented: bool) -> str:
 
 @torch.no_grad()
 def teacher_features(
-    taps: FeatureTaps, x: torch.Tensor, sizes: Sequence[Sequence[int]], device: torch.device, batch_size: int = 256
+    taps: FeatureTaps,
+    x: torch.Tensor,
+    sizes: Sequence[Sequence[int]],
+    device: torch.device,
+    positions: Sequence[int] | None = None,
+    batch_size: int = 256,
 ) -> list[torch.Tensor]:
-    """The teacher's tapped maps on every image of ``x``, pooled to the aligned sizes, on the CPU."""
+    """The teacher's maps at the tapped layers' ``positions`` (default: all) on every image of ``x``, pooled
+    to the aligned sizes, on the CPU."""
+
+    def maps(batch: torch.Tensor) -> list[torch.Tensor]:
+        features = taps(batch.to(device))[1]
+        return [features[p] for p in positions] if positions is not None else features
+
     chunks = [
-        [pool_to(feature, size).float().cpu() for feature, size in zip(taps(x[index].to(device))[1], sizes)]
+        [pool_to(feature, size).float().cpu() for feature, size in zip(maps(x[index]), sizes)]
         for index in batch_indices(len(x), batch_size)
     ]
     return [torch.cat([chunk[layer] for chunk in chunks]) for layer in range(len(sizes))]
@@ -106,24 +123,62 @@ class CachedTeacher:
         return self.outputs.select(index.to(self.device), self.device)
 
 
+class TeacherPass:
+    """The frozen teacher on a batch, run once however many students of a bank ask for it.
+
+    The students of a bank are handed the very same batch tensor one after the other; the pass keeps the
+    last batch's outputs (and each target kind's targets) until a new batch comes.
+    """
+
+    def __init__(self, taps: FeatureTaps, autocast=contextlib.nullcontext):
+        self.taps = taps
+        self.autocast = autocast
+        self._batch: torch.Tensor | None = None
+        self._outputs: tuple[torch.Tensor, list[torch.Tensor]] = (torch.empty(0), [])
+        self._targets: dict[str, list[torch.Tensor]] = {}
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The teacher's logits and tapped feature maps on ``x`` (float32)."""
+        if x is not self._batch:
+            with self.autocast():
+                logits, features = self.taps(x)
+            self._batch, self._outputs, self._targets = x, (logits.float(), [f.float() for f in features]), {}
+        return self._outputs
+
+    def targets(self, x: torch.Tensor, kind: str, compute: Callable[[list[torch.Tensor]], list[torch.Tensor]]) -> list[torch.Tensor]:
+        """``compute(features)`` on ``x``, computed once per batch for each ``kind`` (a method and layer subset)."""
+        features = self(x)[1]
+        if kind not in self._targets:
+            self._targets[kind] = compute(features)
+        return self._targets[kind]
+
+
 class OnlineTeacher:
-    """The frozen teacher run on every batch: needed when the inputs are augmented."""
+    """The frozen teacher run on every batch (needed when the inputs are augmented), as one student reads it:
+    its logits, and the targets of the student's layer losses from the maps at ``positions``."""
 
     def __init__(
         self,
-        taps: FeatureTaps,
+        teacher: TeacherPass,
         objective: DistillationObjective,
-        autocast=contextlib.nullcontext,
+        positions: Sequence[int] = (),
+        kind: str = "",
         layout: torch.memory_format = torch.contiguous_format,
     ):
-        self.taps = taps
+        self.teacher = teacher
         self.objective = objective
-        self.autocast = autocast
+        self.positions = list(positions)
+        self.kind = kind
         self.layout = layout
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor, index: torch.Tensor) -> TeacherOutputs:
-        with self.autocast():
-            logits, features = self.taps(x)
-        targets = self.objective.teacher_targets([f.float() for f in features]) if self.objective.layer_losses else []
-        return TeacherOutputs(logits.float(), in_layout(targets, self.layout))
+        logits, _ = self.teacher(x)
+        if not self.objective.layer_losses:
+            return TeacherOutputs(logits)
+        targets = self.teacher.targets(x, self.kind, self._targets)
+        return TeacherOutputs(logits, targets)
+
+    def _targets(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        return in_layout(self.objective.teacher_targets([features[p] for p in self.positions]), self.layout)
