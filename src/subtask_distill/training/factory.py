@@ -173,8 +173,7 @@ def build_bank(
         student = build_network(config["pairs"][run.pair]["student"], num_classes=len(config["data"]["subtask_classes"])).to(device)
         objective = wire_objective(config, run, method, student, taps, inputs, device)
         if mode == "online":
-            positions = range(len(objective.layer_losses))
-            teacher = OnlineTeacher(shared, objective, positions, run.variant, layout)
+            teacher = OnlineTeacher(shared, objective, run.variant, layout)
         else:  # every lambda's targets are the same: computed (or loaded) once
             cached = cached or CachedTeacher(cached_outputs(config, run, objective, taps, inputs, device, log), device, layout)
             teacher = cached

@@ -51,22 +51,11 @@ def resolve_mode(mode: str, augmented: bool) -> str:
 
 @torch.no_grad()
 def teacher_features(
-    taps: FeatureTaps,
-    x: torch.Tensor,
-    sizes: Sequence[Sequence[int]],
-    device: torch.device,
-    positions: Sequence[int] | None = None,
-    batch_size: int = 256,
+    taps: FeatureTaps, x: torch.Tensor, sizes: Sequence[Sequence[int]], device: torch.device, batch_size: int = 256
 ) -> list[torch.Tensor]:
-    """The teacher's maps at the tapped layers' ``positions`` (default: all) on every image of ``x``, pooled
-    to the aligned sizes, on the CPU."""
-
-    def maps(batch: torch.Tensor) -> list[torch.Tensor]:
-        features = taps(batch.to(device))[1]
-        return [features[p] for p in positions] if positions is not None else features
-
+    """The teacher's tapped maps on every image of ``x``, pooled to the aligned sizes, on the CPU."""
     chunks = [
-        [pool_to(feature, size).float().cpu() for feature, size in zip(maps(x[index]), sizes)]
+        [pool_to(feature, size).float().cpu() for feature, size in zip(taps(x[index].to(device))[1], sizes)]
         for index in batch_indices(len(x), batch_size)
     ]
     return [torch.cat([chunk[layer] for chunk in chunks]) for layer in range(len(sizes))]
@@ -156,19 +145,18 @@ class TeacherPass:
 
 class OnlineTeacher:
     """The frozen teacher run on every batch (needed when the inputs are augmented), as one student reads it:
-    its logits, and the targets of the student's layer losses from the maps at ``positions``."""
+    its logits, and the targets of the student's layer losses (one per tapped layer). ``kind`` names the
+    targets the students of a bank share (their method and layer subset)."""
 
     def __init__(
         self,
         teacher: TeacherPass,
         objective: DistillationObjective,
-        positions: Sequence[int] = (),
         kind: str = "",
         layout: torch.memory_format = torch.contiguous_format,
     ):
         self.teacher = teacher
         self.objective = objective
-        self.positions = list(positions)
         self.kind = kind
         self.layout = layout
 
@@ -181,4 +169,4 @@ class OnlineTeacher:
         return TeacherOutputs(logits, targets)
 
     def _targets(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
-        return in_layout(self.objective.teacher_targets([features[p] for p in self.positions]), self.layout)
+        return in_layout(self.objective.teacher_targets(features), self.layout)
