@@ -1,33 +1,24 @@
 """Banks: the students of one (pair, method, rho, seed), one per lambda, trained on one stream of batches with
-one teacher pass per batch, end exactly as each would alone; a diverging student stops alone; a killed bank
-resumes to the same numbers."""
+one teacher pass per batch, end exactly as each would alone; a diverging student stops alone. A killed bank
+resumes to the same numbers: tests/test_resume.py."""
 
 import json
 import logging
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
 
 from subtask_distill.data.embedded import build_splits
-from subtask_distill.io import save_arrays, write_json
 from subtask_distill.methods import get_method, list_methods
-from subtask_distill.models import create_model
-from subtask_distill.models.build import save_checkpoint
 from subtask_distill.study import Run
 from subtask_distill.training.factory import bank_problem, build_bank
 from subtask_distill.training.jobs import split_tensors
 from subtask_distill.training.teacher_source import TeacherPass
 
 from .conftest import random_run_inputs
+from .test_resume import without_timing
 
 QUIET = logging.getLogger("test")
-
-
-def without_timing(history):
-    return [{k: v for k, v in epoch.items() if k != "seconds"} for epoch in history]
 
 
 def assert_same_training(a, b):
@@ -115,86 +106,3 @@ def test_a_diverging_student_stops_alone_and_the_others_are_unaffected(bank_inpu
 def test_a_bank_holds_the_lambdas_of_one_pair_method_rho_and_seed(runs, problem):
     assert problem in bank_problem(runs)
     assert bank_problem([Run("p", "at", "1", lam, 0) for lam in ("1", "10")]) is None
-
-
-# Trains a bank of two VID students in a fresh process; with KILL_AFTER_EPOCH=k it SIGKILLs itself in the middle
-# of epoch k + 1, after the bank's resume checkpoint of epoch k was written.
-RUNNER = textwrap.dedent(
-    """
-    import json, logging, os, signal, sys
-    from pathlib import Path
-    import torch
-    import subtask_distill.training.loop as train
-    from subtask_distill.training.jobs import RunFiles, run_bank
-    from subtask_distill.training.objective import DistillationObjective
-    from subtask_distill.study import Run
-
-    torch.set_num_threads(1)
-    logging.basicConfig(level=logging.INFO)
-    folder, out = Path(sys.argv[1]), sys.argv[2]
-    kill_after = int(os.environ.get("KILL_AFTER_EPOCH", "0"))
-    if kill_after:
-        saved, forward = train.save_resume, DistillationObjective.forward
-        state = {"armed": False, "batches": 0}
-
-        def save_then_arm(path, fingerprint, epoch, payload):
-            saved(path, fingerprint, epoch, payload)
-            state["armed"] = epoch == kill_after
-
-        def forward_then_kill(self, *args):
-            if state["armed"]:
-                state["batches"] += 1
-                if state["batches"] == 3:
-                    os.kill(os.getpid(), signal.SIGKILL)
-            return forward(self, *args)
-
-        train.save_resume, DistillationObjective.forward = save_then_arm, forward_then_kill
-    config = json.loads((folder / "config.json").read_text())
-    files = RunFiles(folder / "splits.npz", folder / "logits.npz", teacher=folder / "teacher.pt")
-    runs = [Run("embedded", "vid", "1", lam, 0) for lam in ("1", "10")]
-    run_bank(config, runs, files, [folder / out / run.lam for run in runs], torch.device("cpu"),
-             logging.getLogger("bank"), resume_path=folder / (out + "-resume.pt"))
-    """
-)
-
-
-@pytest.fixture
-def bank_folder(tmp_path, tiny_data, config):
-    _, base = tiny_data
-    splits = build_splits(base, config["data"], 1.0, seed=0)
-    save_arrays(tmp_path / "splits.npz", splits)
-    logits = torch.randn(len(splits["train_y"]), 5, generator=torch.Generator().manual_seed(1)).numpy()
-    save_arrays(tmp_path / "logits.npz", {"train_logits": logits})
-    torch.manual_seed(0)
-    spec = config["pairs"]["embedded"]["teacher"]
-    save_checkpoint(tmp_path / "teacher.pt", create_model(spec["arch"], num_classes=spec["num_classes"]), spec)
-    config["training"].update(epochs=4, teacher_outputs="cached")
-    write_json(tmp_path / "config.json", config)
-    (tmp_path / "runner.py").write_text(RUNNER)
-    return tmp_path
-
-
-def run_in_process(folder, out: str, kill_after: int = 0) -> subprocess.CompletedProcess:
-    env = {"KILL_AFTER_EPOCH": str(kill_after), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, str(folder / "runner.py"), str(folder), out], env=env, capture_output=True, text=True)
-
-
-def test_a_sigkilled_bank_resumes_to_the_uninterrupted_banks_numbers(bank_folder):
-    whole = run_in_process(bank_folder, "whole")
-    assert whole.returncode == 0, whole.stderr
-    killed = run_in_process(bank_folder, "resumed", kill_after=2)
-    assert killed.returncode == -9, killed.stderr
-    assert not any((bank_folder / "resumed").glob("*/metrics.json")), "nothing is written before the bank ends"
-    resumed = run_in_process(bank_folder, "resumed")
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming after epoch 2 of 4" in resumed.stderr
-    for lam in ("1", "10"):
-        a = json.loads((bank_folder / "whole" / lam / "metrics.json").read_text())
-        b = json.loads((bank_folder / "resumed" / lam / "metrics.json").read_text())
-        assert a["bank_size"] == 2 and a["lambda"] == lam
-        assert without_timing(a["history"]) == without_timing(b["history"])
-        assert (a["best_epoch"], a["val_acc"], a["test_acc"]) == (b["best_epoch"], b["val_acc"], b["test_acc"])
-        weights_a = torch.load(bank_folder / "whole" / lam / "student.pt")["state_dict"]
-        weights_b = torch.load(bank_folder / "resumed" / lam / "student.pt")["state_dict"]
-        assert all(torch.equal(weights_a[key], weights_b[key]) for key in weights_a)
-    assert not (bank_folder / "resumed-resume.pt").exists()

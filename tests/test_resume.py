@@ -1,4 +1,4 @@
-"""Resume after interruption: a run killed with SIGKILL and started again ends exactly like an uninterrupted one."""
+"""Resume after interruption: a run or a bank killed with SIGKILL and started again ends exactly like an uninterrupted one."""
 
 import json
 import logging
@@ -18,15 +18,16 @@ from subtask_distill.training.jobs import RunFiles, run_student
 
 QUIET = logging.getLogger("test")
 
-# Runs one student in a fresh process; with KILL_AFTER_EPOCH=k it SIGKILLs itself in the middle of epoch k + 1,
-# after the resume checkpoint of epoch k was written: the worst moment, with work in flight.
+# Trains VID students in a fresh process: one run (one lambda, outputs in <out>) or a bank (several, outputs in
+# <out>/<lambda>). With KILL_AFTER_EPOCH=k it SIGKILLs itself in the middle of epoch k + 1, after the resume
+# checkpoint of epoch k was written: the worst moment, with work in flight.
 RUNNER = textwrap.dedent(
     """
     import json, logging, os, signal, sys
     from pathlib import Path
     import torch
     import subtask_distill.training.loop as train
-    from subtask_distill.training.jobs import RunFiles, run_student
+    from subtask_distill.training.jobs import RunFiles, run_bank
     from subtask_distill.training.objective import DistillationObjective
     from subtask_distill.study import Run
 
@@ -52,9 +53,11 @@ RUNNER = textwrap.dedent(
         train.save_resume, DistillationObjective.forward = save_then_arm, forward_then_kill
     config = json.loads((folder / "config.json").read_text())
     files = RunFiles(folder / "splits.npz", folder / "logits.npz", teacher=folder / "teacher.pt")
-    run_student(
-        config, Run("embedded", "vid", "1", "10", 0), files, folder / sys.argv[2], torch.device("cpu"),
-        logging.getLogger("run"), resume_path=folder / (sys.argv[2] + "-resume.pt"),
+    out, lams = sys.argv[2], sys.argv[3:]
+    out_dirs = [folder / out] if len(lams) == 1 else [folder / out / lam for lam in lams]
+    run_bank(
+        config, [Run("embedded", "vid", "1", lam, 0) for lam in lams], files, out_dirs, torch.device("cpu"),
+        logging.getLogger("run"), resume_path=folder / (out + "-resume.pt"),
     )
     """
 )
@@ -62,7 +65,7 @@ RUNNER = textwrap.dedent(
 
 @pytest.fixture
 def run_folder(tmp_path, tiny_data, config):
-    """Splits, teacher logits and a random teacher for one VID run of the tiny study (4 epochs)."""
+    """Splits, teacher logits and a random teacher for VID runs of the tiny study (4 epochs)."""
     _, base = tiny_data
     splits = build_splits(base, config["data"], 1.0, seed=0)
     save_arrays(tmp_path / "splits.npz", splits)
@@ -77,9 +80,9 @@ def run_folder(tmp_path, tiny_data, config):
     return tmp_path
 
 
-def run_in_process(folder, out: str, kill_after: int = 0) -> subprocess.CompletedProcess:
+def run_in_process(folder, out: str, kill_after: int = 0, lams=("10",)) -> subprocess.CompletedProcess:
     env = {"KILL_AFTER_EPOCH": str(kill_after), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, str(folder / "runner.py"), str(folder), out], env=env, capture_output=True, text=True)
+    return subprocess.run([sys.executable, str(folder / "runner.py"), str(folder), out, *lams], env=env, capture_output=True, text=True)
 
 
 def without_timing(history):
@@ -107,6 +110,28 @@ def test_sigkilled_run_resumes_to_identical_metrics_and_weights(run_folder):
     weights_b = torch.load(run_folder / "resumed" / "student.pt")["state_dict"]
     assert all(torch.equal(weights_a[key], weights_b[key]) for key in weights_a)
     assert not (run_folder / "resumed-resume.pt").exists(), "the resume checkpoint is removed once outputs exist"
+
+
+def test_a_sigkilled_bank_resumes_to_the_uninterrupted_banks_numbers(run_folder):
+    bank_folder, lams = run_folder, ("1", "10")
+    whole = run_in_process(bank_folder, "whole", lams=lams)
+    assert whole.returncode == 0, whole.stderr
+    killed = run_in_process(bank_folder, "resumed", kill_after=2, lams=lams)
+    assert killed.returncode == -9, killed.stderr
+    assert not any((bank_folder / "resumed").glob("*/metrics.json")), "nothing is written before the bank ends"
+    resumed = run_in_process(bank_folder, "resumed", lams=lams)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming after epoch 2 of 4" in resumed.stderr
+    for lam in lams:
+        a = json.loads((bank_folder / "whole" / lam / "metrics.json").read_text())
+        b = json.loads((bank_folder / "resumed" / lam / "metrics.json").read_text())
+        assert a["bank_size"] == 2 and a["lambda"] == lam
+        assert without_timing(a["history"]) == without_timing(b["history"])
+        assert (a["best_epoch"], a["val_acc"], a["test_acc"]) == (b["best_epoch"], b["val_acc"], b["test_acc"])
+        weights_a = torch.load(bank_folder / "whole" / lam / "student.pt")["state_dict"]
+        weights_b = torch.load(bank_folder / "resumed" / lam / "student.pt")["state_dict"]
+        assert all(torch.equal(weights_a[key], weights_b[key]) for key in weights_a)
+    assert not (bank_folder / "resumed-resume.pt").exists()
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "other_settings"])

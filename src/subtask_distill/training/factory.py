@@ -109,7 +109,10 @@ class Bank:
     generator: torch.Generator
     training: dict[str, Any]
     fingerprint: str
-    teacher_mode: str
+
+    @property
+    def teacher_mode(self) -> str:
+        return self.members[0].teacher_mode
 
     def train(self, log: logging.Logger, device: torch.device, resume_path: Path | None = None) -> list[TrainingOutcome]:
         return train_bank(self.members, self.training, self.generator, log, device, resume_path, self.fingerprint)
@@ -173,7 +176,7 @@ def build_bank(
         student = build_network(config["pairs"][run.pair]["student"], num_classes=len(config["data"]["subtask_classes"])).to(device)
         objective = wire_objective(config, run, method, student, taps, inputs, device)
         if mode == "online":
-            teacher = OnlineTeacher(shared, objective, run.variant, layout)
+            teacher = OnlineTeacher(shared, objective, layout)
         else:  # every lambda's targets are the same: computed (or loaded) once
             cached = cached or CachedTeacher(cached_outputs(config, run, objective, taps, inputs, device, log), device, layout)
             teacher = cached
@@ -193,7 +196,7 @@ def build_bank(
         Distiller(f"lambda {run.lam}" if len(runs) > 1 else "", student, objective, DistillationData(batches, teacher, **evaluation), rng, run, mode)
         for run, student, objective, teacher, rng in built
     ]
-    return Bank(members, generator, training, inputs.fingerprint, mode)
+    return Bank(members, generator, training, inputs.fingerprint)
 
 
 def paired_layers(config: dict[str, Any], run: Run, role: str) -> list[str]:

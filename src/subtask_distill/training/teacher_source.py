@@ -7,9 +7,8 @@ loss's targets once per run, before the first epoch. With a cache folder, the
 targets are also stored on disk, keyed by everything they depend on, so the
 runs of the other lambdas load them instead of running the teacher again
 (``training.teacher_cache``). With augmented inputs the teacher runs online,
-on every batch: once per batch for a whole bank (``TeacherPass``), and each
-layer loss's targets once per batch for all the members of one method and
-layer subset.
+on every batch: once per batch for a whole bank (``TeacherPass``), and the
+layer losses' targets, the same for every lambda, once per batch too.
 
 A layer loss's ``teacher_target`` may depend on fixed buffers (a subspace) but
 never on trained parameters: that is what lets the targets be shared by every
@@ -116,7 +115,7 @@ class TeacherPass:
     """The frozen teacher on a batch, run once however many students of a bank ask for it.
 
     The students of a bank are handed the very same batch tensor one after the other; the pass keeps the
-    last batch's outputs (and each target kind's targets) until a new batch comes.
+    last batch's outputs and targets until a new batch comes.
     """
 
     def __init__(self, taps: FeatureTaps, autocast=contextlib.nullcontext):
@@ -124,7 +123,7 @@ class TeacherPass:
         self.autocast = autocast
         self._batch: torch.Tensor | None = None
         self._outputs: tuple[torch.Tensor, list[torch.Tensor]] = (torch.empty(0), [])
-        self._targets: dict[str, list[torch.Tensor]] = {}
+        self._targets: list[torch.Tensor] | None = None
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -132,32 +131,26 @@ class TeacherPass:
         if x is not self._batch:
             with self.autocast():
                 logits, features = self.taps(x)
-            self._batch, self._outputs, self._targets = x, (logits.float(), [f.float() for f in features]), {}
+            self._batch, self._outputs, self._targets = x, (logits.float(), [f.float() for f in features]), None
         return self._outputs
 
-    def targets(self, x: torch.Tensor, kind: str, compute: Callable[[list[torch.Tensor]], list[torch.Tensor]]) -> list[torch.Tensor]:
-        """``compute(features)`` on ``x``, computed once per batch for each ``kind`` (a method and layer subset)."""
+    def targets(self, x: torch.Tensor, compute: Callable[[list[torch.Tensor]], list[torch.Tensor]]) -> list[torch.Tensor]:
+        """``compute(features)`` on ``x``, once per batch: a bank's students share one method and layer subset."""
         features = self(x)[1]
-        if kind not in self._targets:
-            self._targets[kind] = compute(features)
-        return self._targets[kind]
+        if self._targets is None:
+            self._targets = compute(features)
+        return self._targets
 
 
 class OnlineTeacher:
     """The frozen teacher run on every batch (needed when the inputs are augmented), as one student reads it:
-    its logits, and the targets of the student's layer losses (one per tapped layer). ``kind`` names the
-    targets the students of a bank share (their method and layer subset)."""
+    its logits, and the targets of the student's layer losses (one per tapped layer)."""
 
     def __init__(
-        self,
-        teacher: TeacherPass,
-        objective: DistillationObjective,
-        kind: str = "",
-        layout: torch.memory_format = torch.contiguous_format,
+        self, teacher: TeacherPass, objective: DistillationObjective, layout: torch.memory_format = torch.contiguous_format
     ):
         self.teacher = teacher
         self.objective = objective
-        self.kind = kind
         self.layout = layout
 
     @torch.no_grad()
@@ -165,7 +158,7 @@ class OnlineTeacher:
         logits, _ = self.teacher(x)
         if not self.objective.layer_losses:
             return TeacherOutputs(logits)
-        targets = self.teacher.targets(x, self.kind, self._targets)
+        targets = self.teacher.targets(x, self._targets)
         return TeacherOutputs(logits, targets)
 
     def _targets(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
