@@ -40,8 +40,7 @@ include: "rules/report.smk"
 
 # What the grid costs, before anything runs (a dry run shows it too).
 logger.info(
-    f"study {config['study']}: {len(RUNS)} student runs, trained by {TRAINING_JOBS} jobs"
-    f" ({len(BANKED)} variant(s) in banks of {len(BANK_LAMBDAS)} lambdas, {len(SOLO)} one run per job)"
+    f"study {config['study']}: {len(RUNS)} student runs, trained by {TRAINING_JOBS} jobs ({BANKS_SUMMARY})"
 )
 
 

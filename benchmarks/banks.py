@@ -14,10 +14,16 @@ share of that ceiling. Every mode is wired by the training job's own factory (``
 with the loop's own ``bank_step`` and optimiser, on random images held in memory (no data loading) and
 randomly initialised networks; each figure is the best of --repeats windows taken in turns.
 
+With --wide, per pair, a whole (pair, rho, seed) cell of the grid (output-only KD and every layer-wise
+method at every lambda) trained three ways: every run alone, a bank per method (``training.bank:
+lambdas``, KD alone), and one wide bank of them all (``training.bank: methods``); with the ceiling that
+the measured T and each method's S set for the wide bank over each of the other two.
+
 With --data, the images per second of the two data paths on fabricated JPEGs: DataLoader workers that
 decode and augment every image every epoch, against decoding once and augmenting on the device.
 
     python benchmarks/banks.py --config configs/paper.yaml --threads 2
+    python benchmarks/banks.py --config configs/paper.yaml --threads 2 --wide
     python benchmarks/banks.py --config configs/paper.yaml --pairs resnet18_to_resnet18s --methods at --data
 """
 
@@ -43,7 +49,7 @@ from subtask_distill.methods import get_method
 from subtask_distill.models.build import build_network
 from subtask_distill.models.taps import FeatureTaps
 from subtask_distill.runtime import autocast_context, configure_threads, memory_format, select_device
-from subtask_distill.study import Run, format_number
+from subtask_distill.study import Run, bank_runs, format_number
 from subtask_distill.training.factory import build_bank
 from subtask_distill.training.loop import bank_optimizer, bank_step, make_optimizer, start_progress, training_step
 from subtask_distill.training.objective import TeacherOutputs
@@ -112,11 +118,15 @@ def bare_student(config: dict, pair_name: str, device: torch.device):
     return lambda x, index: training_step(student, LabelLoss(), optimizer, x, labels(x, index % len(labels.outputs)), autocast)
 
 
-def bank_mode(config: dict, pair_name: str, method: str, lams: list[str], teacher_outputs: str, inputs, device: torch.device):
-    """The runs of ``lams`` built as one bank by the job's factory; one step = one ``bank_step``."""
+def runs_of(pair_name: str, method: str, lams: list[str]) -> list[Run]:
+    """The runs of ``method`` at ``lams`` (an output-only method: its one run), at rho 1 and seed 0."""
+    return bank_runs(pair_name, [method], "1", lams, 0, {method: get_method(method).uses_layers})
+
+
+def bank_mode(config: dict, runs: list[Run], teacher_outputs: str, inputs, device: torch.device):
+    """``runs`` built as one bank by the job's factory; one step = one ``bank_step``."""
     config = copy.deepcopy(config)
     config["training"]["teacher_outputs"] = teacher_outputs
-    runs = [Run(pair_name, method, "1", lam, 0) for lam in lams]
     bank = build_bank(config, runs, inputs, device)
     training = config["training"]
     for member in bank.members:
@@ -151,32 +161,99 @@ class Row:
         return self.n * self.solo.seconds_per_image / self.bank.seconds_per_image
 
 
+def pair_pool(config: dict, pair_name: str, device: torch.device, args):
+    """Random images in memory, and a run's inputs made from them (a random teacher, its logits, subspaces)."""
+    size, batch = config["data"]["image_size"], config["training"]["batch_size"]
+    torch.manual_seed(0)
+    pool = torch.randn(batch * args.pool_batches, 3, size, size, device=device)
+    return pool, synthetic_inputs(config, pair_name, pool, device)
+
+
+def time_in_turns(modes: dict, batch: int, pool: torch.Tensor, device: torch.device, args) -> dict[str, Timing]:
+    """Each mode's best window: a warm-up window each, then --repeats windows of every mode in turn."""
+    timed = {name: Mode(step, batch, pool, device) for name, step in modes.items()}
+    for mode in timed.values():
+        mode.window(args.warmup)
+    for _ in range(args.repeats):
+        for mode in timed.values():
+            mode.window(args.steps)
+    return {name: mode.timing() for name, mode in timed.items()}
+
+
 def measure_pair(config: dict, pair_name: str, methods: list[str], device: torch.device, args) -> list[Row]:
     """Every mode of ``pair_name`` for each method, in turns."""
     training = config["training"]
-    size, batch = config["data"]["image_size"], training["batch_size"]
     lams = [format_number(lam) for lam in config["lambdas"]]
-    torch.manual_seed(0)
-    pool = torch.randn(batch * args.pool_batches, 3, size, size, device=device)
-    inputs = synthetic_inputs(config, pair_name, pool, device)
+    pool, inputs = pair_pool(config, pair_name, device, args)
     rows = []
     for method in methods:
         modes = {
             "teacher": teacher_forward(inputs, config["pairs"][pair_name], training, device),
-            "student": bank_mode(config, pair_name, method, lams[:1], "cached", inputs, device),
+            "student": bank_mode(config, runs_of(pair_name, method, lams[:1]), "cached", inputs, device),
             "bare": bare_student(config, pair_name, device),
-            "solo": bank_mode(config, pair_name, method, lams[:1], "online", inputs, device),
-            "bank": bank_mode(config, pair_name, method, lams, "online", inputs, device),
+            "solo": bank_mode(config, runs_of(pair_name, method, lams[:1]), "online", inputs, device),
+            "bank": bank_mode(config, runs_of(pair_name, method, lams), "online", inputs, device),
         }
-        timed = {name: Mode(step, batch, pool, device) for name, step in modes.items()}
-        for mode in timed.values():
-            mode.window(args.warmup)
-        for _ in range(args.repeats):
-            for mode in timed.values():
-                mode.window(args.steps)
-        rows.append(Row(pair_name, method, len(lams), *(timed[name].timing() for name in modes)))
+        timings = time_in_turns(modes, training["batch_size"], pool, device, args)
+        rows.append(Row(pair_name, method, len(lams), *timings.values()))
         print_row(rows[-1])
     return rows
+
+
+@dataclass
+class WideRow:
+    """A (pair, rho, seed) cell of ``n`` runs, seconds per image for all of them: alone, banked per method, in one bank."""
+
+    pair: str
+    n: int
+    teacher: float  # T
+    students: float  # the sum of every run's S
+    ceiling_over_solo: float
+    ceiling_over_lambdas: float
+    solo: float
+    lambdas: float
+    wide: float
+    wide_peak_mb: float
+
+
+def measure_wide(config: dict, pair_name: str, methods: list[str], device: torch.device, args) -> WideRow:
+    """A whole cell of ``pair_name`` (KD and ``methods`` at the config's lambdas) trained three ways, in turns.
+
+    Alone, a run costs T + S_m per image; a bank of its method's n_m lambdas T + n_m S_m; the wide bank
+    T + sum of every run's S. The ceilings are those sums' ratios, from T and each S measured here.
+    """
+    training = config["training"]
+    lams = [format_number(lam) for lam in config["lambdas"]]
+    cell = {method: runs_of(pair_name, method, lams) for method in ("kd", *methods)}
+    pool, inputs = pair_pool(config, pair_name, device, args)
+    modes = {"teacher": teacher_forward(inputs, config["pairs"][pair_name], training, device)}
+    for method, runs in cell.items():
+        modes[f"student {method}"] = bank_mode(config, runs[:1], "cached", inputs, device)
+        modes[f"alone {method}"] = bank_mode(config, runs[:1], "online", inputs, device)
+        if len(runs) > 1:
+            modes[f"bank {method}"] = bank_mode(config, runs, "online", inputs, device)
+    modes["wide"] = bank_mode(config, [run for runs in cell.values() for run in runs], "online", inputs, device)
+    timings = time_in_turns(modes, training["batch_size"], pool, device, args)
+    seconds = {name: timing.seconds_per_image for name, timing in timings.items()}
+    t, n = seconds["teacher"], {method: len(runs) for method, runs in cell.items()}
+    s = {method: seconds[f"student {method}"] for method in cell}
+    students = sum(n[m] * s[m] for m in cell)
+    return WideRow(
+        pair_name, sum(n.values()), t, students,
+        ceiling_over_solo=sum(n[m] * (t + s[m]) for m in cell) / (t + students),
+        ceiling_over_lambdas=sum(t + n[m] * s[m] for m in cell) / (t + students),
+        solo=sum(n[m] * seconds[f"alone {m}"] for m in cell),
+        lambdas=sum(seconds.get(f"bank {m}", seconds[f"alone {m}"]) for m in cell),
+        wide=seconds["wide"],
+        wide_peak_mb=timings["wide"].peak_memory_mb,
+    )
+
+
+def print_wide(row: WideRow) -> None:
+    print(f"{row.pair:<24} {row.n:>3} {row.teacher * 1e3:>7.1f} {row.students * 1e3:>8.1f}"
+          f" {row.n / row.solo:>9.2f} {row.n / row.lambdas:>9.2f} {row.n / row.wide:>9.2f}"
+          f" {row.solo / row.wide:>6.2f} {row.ceiling_over_solo:>7.2f} {row.lambdas / row.wide:>6.2f} {row.ceiling_over_lambdas:>7.2f}"
+          f" {row.lambdas / row.wide / row.ceiling_over_lambdas:>6.0%}", flush=True)
 
 
 def print_header() -> None:
@@ -267,6 +344,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="windows per mode, in turns; the fastest is reported")
     parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--pool-batches", type=int, default=2, help="distinct batches of images the steps draw from")
+    parser.add_argument("--wide", action="store_true",
+                        help="instead of the per-method table: a whole (pair, rho, seed) cell alone, per method and in one bank")
     parser.add_argument("--data", action="store_true", help="also time the two data paths on fabricated JPEGs")
     parser.add_argument("--data-images", type=int, default=256)
     parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the data paths")
@@ -281,9 +360,18 @@ def main() -> None:
             parser.error(f"--pairs {pair!r} is not in {args.config} ({', '.join(config['pairs'])})")
     print(f"{args.config}: batch {args.batch_size}, {len(config['lambdas'])} lambdas per bank, device {device},"
           f" {args.threads} thread(s), mixed_precision {config['training']['mixed_precision']}")
-    print_header()
-    for pair in args.pairs or list(config["pairs"]):
-        measure_pair(config, pair, args.methods or layer_wise(config), device, args)
+    pairs, methods = args.pairs or list(config["pairs"]), args.methods or layer_wise(config)
+    if args.wide:
+        print("per-student training images per second of a whole (pair, rho, seed) cell: every run alone, a bank per"
+              " method (KD alone), one wide bank; T and the sum of the runs' S in ms per image")
+        print(f"{'pair':<24} {'n':>3} {'T ms':>7} {'sum S ms':>8} {'alone':>9} {'lambdas':>9} {'wide':>9}"
+              f" {'w/alone':>6} {'ceiling':>7} {'w/lamb':>6} {'ceiling':>7} {'share':>6}")
+        for pair in pairs:
+            print_wide(measure_wide(config, pair, methods, device, args))
+    else:
+        print_header()
+        for pair in pairs:
+            measure_pair(config, pair, methods, device, args)
     if args.data:
         data = config["data"]
         paths = measure_data_paths(args.data_images, 32, args.workers, data["image_size"], data["decoded_max_side"], device)

@@ -5,10 +5,13 @@ For each paper pair, in bf16 and fp32: per-student training images per second of
 solo run with the online teacher (b) and a bank of the paper's 5 lambdas (c), each with its peak GPU
 memory; the images per second of the two data paths (DataLoader workers decoding JPEGs every epoch, and
 decoding once with on-device augmentation); and from these the GPU-hours of the whole paper grid with and
-without banks. Random weights, random images and fabricated JPEGs: the speeds do not depend on them.
+without banks. With --wide, per pair in bf16, a whole (pair, rho, seed) cell of every method trained alone,
+in a bank per method and in one wide bank, and the grid's GPU-hours each way from those (no extrapolation
+from one method). Random weights, random images and fabricated JPEGs: the speeds do not depend on them.
 It takes a few minutes on one GPU; record what it prints in docs/performance.md.
 
     python benchmarks/gpu_check.py                      # on the GPU
+    python benchmarks/gpu_check.py --wide               # and the wide banks (a few minutes more)
     python benchmarks/gpu_check.py --device cpu --quick # the same code path in a minute, for the tests
 """
 
@@ -25,7 +28,7 @@ from subtask_distill.config import load_config
 from subtask_distill.runtime import configure_threads, select_device
 
 sys.path.insert(0, str(Path(__file__).parent))
-from banks import Row, measure_data_paths, measure_pair, print_data_paths, print_header  # noqa: E402
+from banks import Row, layer_wise, measure_data_paths, measure_pair, measure_wide, print_data_paths, print_header  # noqa: E402
 
 PAPER = Path(__file__).resolve().parents[1] / "configs" / "paper.yaml"
 
@@ -53,6 +56,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="the paper's")
     parser.add_argument("--workers", type=int, default=8, help="DataLoader workers (the paper config's)")
     parser.add_argument("--train-images", type=int, default=5200, help="training images per run (80%% of the pool)")
+    parser.add_argument("--wide", action="store_true", help="also a whole cell of every method alone, per method and in one bank")
     args = parser.parse_args()
     device = select_device(args.device)
     configure_threads(2 if args.quick else 8)
@@ -76,6 +80,17 @@ def main() -> None:
             if precision == "bf16":
                 totals["without banks"] += without
                 totals["with banks"] += with_banks
+    if args.wide:
+        config = copy.deepcopy(paper)
+        config["training"].update(batch_size=batch, mixed_precision="bf16")
+        cells, images = len(paper["rhos"]) * len(paper["seeds"]), args.train_images * paper["training"]["epochs"]
+        print("\nbf16, every method of a (pair, rho, seed) cell")
+        for pair in pairs:
+            row = measure_wide(config, pair, layer_wise(config), device, args)
+            hours = {way: cells * images * seconds / 3600 for way, seconds in
+                     (("alone", row.solo), ("banks of lambdas", row.lambdas), ("one bank", row.wide))}
+            print(f"  grid of {pair}: " + ", ".join(f"{h:.0f} GPU-hours {way}" for way, h in hours.items()) +
+                  f"; peak {row.wide_peak_mb:.0f} MB in one bank of {row.n}")
     data = paper["data"]
     count = 16 if args.quick else 2048
     paths = measure_data_paths(count, batch, min(args.workers, 2) if args.quick else args.workers,

@@ -96,7 +96,8 @@ def synthetic_inputs(config: dict, pair_name: str, pool: torch.Tensor, device: t
         logits = torch.cat([teacher(pool[i : i + 64]).float() for i in range(0, len(pool), 64)])
     labels = torch.zeros(len(pool), dtype=torch.long, device=device)
     return RunInputs(val_x=example, val_y=labels[:1], test_x=example, test_y=labels[:1], train_x=pool,
-                     teacher_logits=logits, teacher=teacher, subspaces=random_subspaces(teacher_shapes, student_shapes))
+                     teacher_logits=logits, teacher=teacher,
+                     subspaces=dict.fromkeys(("subdistill", "pca"), random_subspaces(teacher_shapes, student_shapes)))
 
 
 def measure(mode: str, config: dict, pair_name: str, method_name: str, device: torch.device, args) -> Measurement:

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from subtask_distill.config import check_layers, is_pretrained, validate_config
 from subtask_distill.data.checks import data_root_problems
 from subtask_distill.methods import get_method
-from subtask_distill.study import format_number, parse_variant, runs
+from subtask_distill.study import bank_runs, banks, format_number, parse_variant, runs
 from subtask_distill.methods.subspace import SUBSPACE_KINDS
 from subtask_distill.reporting.table import chosen_runs as table_cells, read_table_csv
 from subtask_distill.training.teacher_source import needs_teacher, resolve_mode
@@ -29,21 +29,27 @@ PAIRS = list(config["pairs"])
 METHODS = list(config["methods"])
 RHOS = [format_number(rho) for rho in config["rhos"]]
 SEEDS = [int(seed) for seed in config["seeds"]]
-RUNS = list(runs(config, {m: get_method(m).uses_layers for m in METHODS}))
+USES_LAYERS = {m: get_method(m).uses_layers for m in METHODS}
+RUNS = list(runs(config, USES_LAYERS))
 # The {method} wildcard: a method, or a layer-wise method with a layer subset (at-L12; layer_subsets).
 VARIANTS = list(dict.fromkeys(run.variant for run in RUNS))
-# Banks (training.bank): one job trains all the lambdas of a layer-wise variant's (pair, rho, seed);
-# the other variants (output-only KD, or every variant without banks) train one student per job.
+# Banks (training.bank): what one job trains. lambdas: all the lambdas of a layer-wise variant's
+# (pair, rho, seed) (rule train_bank), the other variants one run per job (train_student);
+# methods: every run of a (pair, rho, seed) (train_wide_bank); none: one run per job.
+BANK_SCOPE = config["training"]["bank"]
 BANK_LAMBDAS = [format_number(lam) for lam in config["lambdas"]]
 BANKED = [
-    v
-    for v in VARIANTS
-    if config["training"]["bank"] and get_method(parse_variant(v)[0]).uses_layers
+    v for v in VARIANTS if BANK_SCOPE == "lambdas" and USES_LAYERS[parse_variant(v)[0]]
 ]
-SOLO = [v for v in VARIANTS if v not in BANKED]
-TRAINING_JOBS = len(
-    {(r.pair, r.variant, r.rho, r.seed) for r in RUNS if r.variant in BANKED}
-) + sum(r.variant in SOLO for r in RUNS)
+SOLO = [v for v in VARIANTS if v not in BANKED and BANK_SCOPE != "methods"]
+WIDE_PAIRS = PAIRS if BANK_SCOPE == "methods" else []
+TRAINING_JOBS = len(banks(RUNS, BANK_SCOPE, USES_LAYERS))
+BANKS_SUMMARY = {
+    "none": "one run per job",
+    "lambdas": f"{len(BANKED)} variant(s) in banks of {len(BANK_LAMBDAS)} lambdas,"
+    f" {len(SOLO)} one run per job",
+    "methods": "one bank per pair, rho and seed",
+}[BANK_SCOPE]
 # The selection rules; the first chooses the checkpoints the figures analyse.
 SELECTION = config["selection"]
 # Subspace kinds needed by the configured methods (SubDistill: "subdistill", its PCA ablation: "pca").
@@ -177,14 +183,23 @@ def subspace_file(pair="{pair}", kind="{kind}", rho="{rho}", seed="{seed}", ext=
     return f"{RESULTS}/subspaces/{pair}/{kind}/rho{rho}/seed{seed}.{ext}"
 
 
-def run_file(name, lam="{lam}"):
+def run_file(name, lam="{lam}", method="{method}"):
     """A file of one run's folder (wildcards left for the others)."""
-    return f"{RESULTS}/runs/{{pair}}/{{method}}/rho{{rho}}/lam{lam}/seed{{seed}}/{name}"
+    return f"{RESULTS}/runs/{{pair}}/{method}/rho{{rho}}/lam{lam}/seed{{seed}}/{name}"
 
 
 def bank_files(name):
-    """That file of every run of a bank (one per lambda of the grid)."""
+    """That file of every run of a bank of lambdas (one per lambda of the grid)."""
     return [run_file(name, lam) for lam in BANK_LAMBDAS]
+
+
+# The runs of a wide bank of any (pair, rho, seed), in the order of its outputs and of the job's --out-dir.
+WIDE_BANK = bank_runs("", VARIANTS, "", BANK_LAMBDAS, 0, USES_LAYERS)
+
+
+def wide_bank_files(name):
+    """That file of every run of a wide bank (every variant and lambda of the grid)."""
+    return [run_file(name, run.lam, run.variant) for run in WIDE_BANK]
 
 
 def student_inputs(wildcards):
@@ -207,12 +222,33 @@ def student_inputs(wildcards):
     return inputs
 
 
+def wide_bank_inputs(wildcards):
+    """The inputs of every run of a (pair, rho, seed): the teacher if any run needs it, each subspace
+    kind any run needs."""
+    inputs = {
+        "splits": splits_file(wildcards.rho, wildcards.seed),
+        "teacher_logits": teacher_logits_file(
+            wildcards.pair, wildcards.rho, wildcards.seed
+        ),
+        "subspace": [
+            subspace_file(wildcards.pair, kind, wildcards.rho, wildcards.seed)
+            for kind in KINDS
+        ],
+    }
+    if any(needs_teacher(USES_LAYERS[m], TEACHER_OUTPUTS) for m in METHODS):
+        inputs["teacher"] = teacher_file(wildcards.pair)
+    return inputs
+
+
 def optional_student_args(wildcards, input):
-    return " ".join(
-        f"--{name} {input[name]}"
-        for name in ("teacher", "subspace")
-        if name in input.keys()
-    )
+    """--teacher and --subspace (one file, or a wide bank's several), where the job has them."""
+    args = []
+    for name in ("teacher", "subspace"):
+        files = input.get(name, [])
+        files = [files] if isinstance(files, str) else list(files)
+        if files:
+            args.append(f"--{name} " + " ".join(files))
+    return " ".join(args)
 
 
 def teacher_analysis_file(pair="{pair}"):

@@ -93,7 +93,7 @@ def random_run_inputs(config: dict, pair: str, x, y=None):
         logits = teacher(x[:])
     y = torch.zeros(len(x), dtype=torch.long) if y is None else y
     return RunInputs(val_x=x, val_y=y, test_x=x, test_y=y, train_x=x, teacher_logits=logits, teacher=teacher,
-                     subspaces=subspaces)
+                     subspaces={"subdistill": subspaces, "pca": subspaces})
 
 
 def distiller_for(config: dict, pair: str, method: str, inputs, teacher_outputs: str = "cached", **training):

@@ -1,9 +1,11 @@
-"""Banks: the students of one (pair, method, rho, seed), one per lambda, trained on one stream of batches with
-one teacher pass per batch, end exactly as each would alone; a diverging student stops alone. A killed bank
-resumes to the same numbers: tests/test_resume.py."""
+"""Banks: students of one (pair, rho, seed) (the lambdas of one method, or every method and lambda) trained on
+one stream of batches with one teacher pass per batch end exactly as each would alone; a diverging student
+stops alone. A killed bank resumes to the same numbers: tests/test_resume.py."""
 
 import json
 import logging
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -15,7 +17,7 @@ from subtask_distill.training.factory import bank_problem, build_bank
 from subtask_distill.training.jobs import split_tensors
 from subtask_distill.training.teacher_source import TeacherPass
 
-from .conftest import random_run_inputs
+from .conftest import REPO, random_run_inputs
 from .test_resume import without_timing
 
 QUIET = logging.getLogger("test")
@@ -62,6 +64,22 @@ def test_a_bank_member_ends_bitwise_as_the_same_run_alone(method, teacher_output
         assert_same_training(outcome, train_alone(config, run, bank_inputs))
 
 
+@pytest.mark.parametrize("teacher_outputs", ["cached", "online"])
+def test_a_bank_of_every_method_ends_each_run_bitwise_as_alone(teacher_outputs, bank_inputs, test_config):
+    """A wide bank (training.bank: methods): every method, a layer subset beside all layers, two lambdas."""
+    config = tiny_config(test_config, teacher_outputs)
+    config["training"]["epochs"] = 1
+    runs = [Run("embedded", "kd", "1", "0", 0), Run("embedded", "at", "1", "1", 0, "2")]
+    runs += [Run("embedded", method, "1", lam, 0) for method in list_methods() if get_method(method).uses_layers
+             for lam in ("1", "100")]
+    cpu = torch.device("cpu")
+    bank = build_bank(config, runs, bank_inputs, cpu)
+    assert [m.name for m in bank.members[:3]] == ["kd lambda 0", "at-L2 lambda 1", "at lambda 1"]
+    together = bank.train(QUIET, cpu)
+    for run, outcome in zip(runs, together):
+        assert_same_training(outcome, train_alone(config, run, bank_inputs))
+
+
 def test_the_teacher_runs_once_per_batch_for_the_whole_bank(bank_inputs, test_config, monkeypatch):
     config = tiny_config(test_config, "online")
     config["training"]["epochs"] = 1
@@ -75,6 +93,7 @@ def test_the_teacher_runs_once_per_batch_for_the_whole_bank(bank_inputs, test_co
 
     monkeypatch.setattr(TeacherPass, "__call__", counting)
     runs = [Run("embedded", "subdistill", "1", lam, 0) for lam in ("0.1", "1", "10")]
+    runs += [Run("embedded", "kd", "1", "0", 0), Run("embedded", "at", "1", "1", 0, "13")]  # and a wide bank's others
     bank = build_bank(config, runs, bank_inputs, torch.device("cpu"))
     batches = sum(1 for _ in bank.members[0].data.train_batches(torch.Generator().manual_seed(0)))
     bank.train(QUIET, torch.device("cpu"))
@@ -98,11 +117,24 @@ def test_a_diverging_student_stops_alone_and_the_others_are_unaffected(bank_inpu
     "runs, problem",
     [
         ([], "at least one run"),
-        ([Run("p", "at", "1", "1", 0), Run("p", "at", "1", "1", 1)], "differ only in lambda"),
-        ([Run("p", "at", "1", "1", 0), Run("p", "vid", "1", "10", 0)], "differ only in lambda"),
-        ([Run("p", "at", "1", "1", 0), Run("p", "at", "1", "1", 0)], "lists a lambda twice"),
+        ([Run("p", "at", "1", "1", 0), Run("p", "at", "1", "1", 1)], "share one (pair, rho, seed)"),
+        ([Run("p", "at", "1", "1", 0), Run("p", "at", "0.5", "1", 0)], "share one (pair, rho, seed)"),
+        ([Run("p", "at", "1", "1", 0), Run("p", "at", "1", "1", 0)], "lists a run twice: at lambda 1"),
     ],
 )
-def test_a_bank_holds_the_lambdas_of_one_pair_method_rho_and_seed(runs, problem):
+def test_a_bank_holds_distinct_runs_of_one_pair_rho_and_seed(runs, problem):
     assert problem in bank_problem(runs)
     assert bank_problem([Run("p", "at", "1", lam, 0) for lam in ("1", "10")]) is None
+    assert bank_problem([Run("p", "at", "1", "1", 0), Run("p", "vid", "1", "10", 0), Run("p", "at", "1", "1", 0, "1")]) is None
+
+
+def test_the_job_lists_its_runs_when_the_output_folders_do_not_match_them():
+    # --method kd at --lam 1 10: KD's one run, then AT at each lambda: three runs, in that order.
+    result = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "train_student.py"), "--config", str(REPO / "config.yaml"),
+         "--pair", "embedded", "--method", "kd", "at", "--rho", "1", "--lam", "1", "10", "--seed", "0",
+         "--splits", "splits.npz", "--teacher-logits", "logits.npz", "--out-dir", "a", "b"],
+        capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert "--out-dir needs one folder per run: 3 runs (kd 0, at 1, at 10), 2 folders" in result.stderr

@@ -52,9 +52,26 @@ def test_bank_benchmark_reports_each_mode_the_ceiling_and_the_share_of_it_reache
     assert "data path: workers" in out and "then on-device augmentation" in out
 
 
+def test_wide_bank_benchmark_reports_a_whole_cell_three_ways_against_its_ceilings():
+    out = run_script(
+        "banks.py", "--config", str(REPO / "configs" / "paper.yaml"), "--pairs", "resnet18_to_resnet18s",
+        "--methods", "at", "--batch-size", "2", "--steps", "1", "--repeats", "1", "--pool-batches", "1", "--wide",
+    )
+    (cells,) = [line.split() for line in out.splitlines() if line.startswith("resnet18_to_resnet18s")]
+    n, (teacher, students, alone, lambdas, wide, wide_over_alone, ceiling_alone, wide_over_lambdas, ceiling_lambdas) = (
+        int(cells[1]), map(float, cells[2:11]))
+    assert n == 1 + 5  # KD's one run and AT's five lambdas
+    assert min(teacher, students, alone, lambdas, wide) > 0
+    assert abs(wide_over_alone - wide / alone) < 0.02 and abs(wide_over_lambdas - wide / lambdas) < 0.02
+    assert ceiling_alone > ceiling_lambdas > 1  # a bank per method already shares the teacher within each method
+    assert abs(float(cells[11].rstrip("%")) - 100 * wide_over_lambdas / ceiling_lambdas) < 1.5
+
+
 def test_gpu_check_runs_on_the_cpu_in_quick_mode():
-    out = run_script("gpu_check.py", "--device", "cpu", "--quick", "--pairs", "resnet18_to_resnet18s")
+    out = run_script("gpu_check.py", "--device", "cpu", "--quick", "--wide", "--pairs", "resnet18_to_resnet18s")
     for precision in ("bf16", "fp32"):
         assert f"grid of resnet18_to_resnet18s in {precision}:" in out
     assert "decoded training images of one job: 3.9 GB" in out  # 5,200 images at 0.75 MB
     assert "paper grid (bf16, 100 epochs, 5200 images):" in out and "with banks" in out
+    assert "grid of resnet18_to_resnet18s: " in out and "GPU-hours one bank; peak" in out
+    assert "grid of resnet18_to_resnet18s: " in out and "GPU-hours in one bank" not in out and "GPU-hours one bank" in out

@@ -65,6 +65,7 @@ BAD_VALUES = [
     ("bad option value", lambda c: c["methods"].update(subdistill={"student_scaling": "whiten"}),
      "methods.subdistill.student_scaling"),
     ("non-boolean option", lambda c: c["methods"].update(vid={"learn_variance": "yes"}), "methods.vid.learn_variance"),
+    ("bank scope of 0.4.0", lambda c: c["training"].update(bank=True), "training.bank"),
     ("householder with weight decay", lambda c: c["training"].update(weight_decay=0.01), "methods.vkd.orthogonal_map"),
 ]
 

@@ -45,6 +45,18 @@ def test_dry_run_of_the_paper_grid_without_data(workdir):
     assert counts["build_manifest"] == 3 and counts["import_teacher"] == 3 and counts["build_report"] == 1
 
 
+@pytest.mark.parametrize("scope, jobs, rule", [("methods", 3 * 3 * 3, "train_wide_bank"), ("none", 567, "train_student")])
+def test_every_bank_scope_trains_the_567_paper_runs(workdir, scope, jobs, rule):
+    # methods: the 21 runs of a (pair, rho, seed) in one job; none: a job per run.
+    config = dict(PAPER, training=dict(PAPER["training"], bank=scope))
+    configfile = write_config(workdir / "paper.yaml", config)
+    result = run_snakemake(workdir, "-n", "--quiet", "rules", configfile=configfile)
+    assert result.returncode == 0, result.stderr
+    assert f"567 student runs, trained by {jobs} jobs" in result.stdout + result.stderr
+    counts = job_counts(result.stdout)
+    assert counts[rule] == jobs and {"train_bank", "train_student", "train_wide_bank"} & set(counts) == {rule}
+
+
 @pytest.fixture(scope="module")
 def fabricated(tmp_path_factory):
     """A paper config whose roots hold fabricated data, cut to a grid that runs in a minute or two on a CPU."""
@@ -62,7 +74,7 @@ def fabricated(tmp_path_factory):
     pair["resources"] = {"gpu": 0, "mem_mb": 2000, "runtime": 10}
     config["pairs"] = {PAIR: pair}
     config.update(rhos=[1], seeds=[0], lambdas=[1])
-    config["training"].update(epochs=1, batch_size=4)
+    config["training"].update(epochs=1, batch_size=4, bank="methods")  # the whole grid in one job
     config["analysis"]["max_images"] = 4
     config["runtime"].update(teacher_threads=1, student_threads=1)
     return folder, config
@@ -80,10 +92,11 @@ def test_fabricated_paper_study_runs_end_to_end(fabricated):
     assert {row["method"] for row in rows} == {"kd", "at", "vid", "vkd", "subdistill"}
     assert all(row["pair"] == PAIR and row["rho"] == "1" for row in rows)
     assert (results / "report.html").stat().st_size > 10_000
-    train_log = (results / "logs" / "train_bank" / PAIR / "vid" / "rho1_seed0.log").read_text()
+    train_log = (results / "logs" / "train_wide_bank" / PAIR / "rho1_seed0.log").read_text()
+    assert "kd lambda 0; at lambda 1; vid lambda 1; vkd lambda 1; subdistill lambda 1" in train_log
     assert "(augmented), teacher outputs online" in train_log
     assert "decoded 21 training images once" in train_log
-    assert "epoch 1/1" in train_log
+    assert "subdistill lambda 1: epoch 1/1" in train_log
 
 
 def run_broken(fabricated, tmp_path, change, target="all"):

@@ -94,7 +94,7 @@ def test_cache_key_changes_with_teacher_rho_seed_data_and_method(key_files, tmp_
         "rho named only": key(run=Run("embedded", "at", "0.5", "1", 0)),
         "layers": key(teacher_spec=dict(spec, layers=["layer1", "layer2", "layer3", "layer3"])),
         "method": key(method="vid"),
-        "subspace": key(files=RunFiles(files.splits, files.logits, teacher=files.teacher, subspace=tmp_path / "seed_1.npz")),
+        "subspace": key(files=RunFiles(files.splits, files.logits, teacher=files.teacher, subspaces=(tmp_path / "seed_1.npz",))),
     }
     assert all(k != key() for k in variants.values()), variants
     assert len(set(variants.values())) == len(variants)

@@ -98,3 +98,39 @@ def runs(config: dict[str, Any], uses_layers: dict[str, bool]) -> Iterator[Run]:
                     for lam in lambdas_for(config, uses_layers[method]):
                         for seed in config["seeds"]:
                             yield Run(pair, method, format_number(rho), lam, int(seed), layers)
+
+
+# What a training job trains together (training.bank): one run; the lambdas of a layer-wise method with its
+# layer subset; or every run of a (pair, rho, seed), all methods and lambdas.
+BANK_SCOPES = ("none", "lambdas", "methods")
+
+
+def bank_key(run: Run, scope: str, uses_layers: bool) -> tuple:
+    """Runs with the same key train in one job: see ``BANK_SCOPES``. Output-only KD has a single lambda,
+    so it trains alone unless the bank spans methods."""
+    if scope == "methods":
+        return (run.pair, run.rho, run.seed)
+    if scope == "lambdas" and uses_layers:
+        return (run.pair, run.variant, run.rho, run.seed)
+    if scope not in BANK_SCOPES:
+        raise ValueError(f"training.bank must be one of {BANK_SCOPES}, got {scope!r}")
+    return (run.pair, run.variant, run.rho, run.lam, run.seed)
+
+
+def banks(all_runs: list[Run], scope: str, uses_layers: dict[str, bool]) -> list[list[Run]]:
+    """The grid's runs, grouped into the banks that train them, in grid order."""
+    grouped: dict[tuple, list[Run]] = {}
+    for run in all_runs:
+        grouped.setdefault(bank_key(run, scope, uses_layers[run.method]), []).append(run)
+    return list(grouped.values())
+
+
+def bank_runs(pair: str, variants: list[str], rho: str, lams: list[str], seed: int, uses_layers: dict[str, bool]) -> list[Run]:
+    """The runs of one training job, in the order of its output folders: each variant with every lambda of
+    ``lams`` (an output-only method: its one lambda)."""
+    out = []
+    for variant in variants:
+        method, layers = parse_variant(variant)
+        for lam in lams if uses_layers[method] else lambdas_for({}, False):
+            out.append(Run(pair, method, rho, lam, seed, layers))
+    return out

@@ -200,14 +200,31 @@ def save_subspaces(path, kind: str, subspaces: Sequence[LayerSubspace], teacher_
 
 
 def load_subspaces(path, kind: str, teacher_layers: Sequence[str]) -> list[LayerSubspace]:
-    """Read subspaces saved by ``save_subspaces``, checking they fit the pair's layers."""
+    """Read subspaces saved by ``save_subspaces``, checking their kind and that they fit the pair's layers."""
+    found, subspaces = read_subspace_file(path, teacher_layers)
+    if found != kind:
+        raise ValueError(f"{path} holds a {found!r} subspace, a {kind!r} one is needed")
+    return subspaces
+
+
+def load_subspace_files(paths: Sequence, teacher_layers: Sequence[str]) -> dict[str, list[LayerSubspace]]:
+    """The subspaces of each file of ``paths``, by their kind (a bank of several methods may need several)."""
+    loaded: dict[str, list[LayerSubspace]] = {}
+    for path in paths:
+        kind, subspaces = read_subspace_file(path, teacher_layers)
+        if kind in loaded:
+            raise ValueError(f"two {kind!r} subspace files given, {path} among them")
+        loaded[kind] = subspaces
+    return loaded
+
+
+def read_subspace_file(path, teacher_layers: Sequence[str]) -> tuple[str, list[LayerSubspace]]:
+    """The kind and the per-layer subspaces of a file of ``save_subspaces``, checked against the pair's layers."""
     payload = torch.load(path, map_location="cpu", weights_only=False)
-    if payload.get("kind") != kind:
-        raise ValueError(f"{path} holds a {payload.get('kind')!r} subspace, a {kind!r} one is needed")
     names = [layer["teacher_layer"] for layer in payload["layers"]]
     if names != list(teacher_layers):
         raise ValueError(f"{path} was fitted on teacher layers {names}, the pair uses {list(teacher_layers)}")
-    return [
+    return payload.get("kind"), [
         LayerSubspace(
             basis=layer["basis"],
             mean=layer["mean"],

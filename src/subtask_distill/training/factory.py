@@ -1,8 +1,9 @@
 """Runs wired from their inputs: the students, their objectives, the teacher's outputs on each batch and the data.
 
-``build_bank`` is the only place that assembles runs: a bank is the runs of one
-(pair, method, rho, seed), one per lambda, trained together on one stream of
-batches and one teacher pass per batch; ``build_distiller`` is a bank of one.
+``build_bank`` is the only place that assembles runs: a bank is runs of one
+(pair, rho, seed) (the lambdas of one method, or every method and lambda),
+trained together on one stream of batches and one teacher pass per batch;
+``build_distiller`` is a bank of one.
 The training job gives it inputs read from the workflow's files
 (``jobs.load_run_inputs``); the benchmarks and the tests give it tensors and
 networks they make.
@@ -83,7 +84,7 @@ class RunInputs:
     train_loader: Callable[[torch.Generator], Iterable[Batch]] | None = None
     teacher_logits: torch.Tensor | None = None
     teacher: nn.Module | None = None
-    subspaces: Sequence[LayerSubspace] | None = None
+    subspaces: dict[str, Sequence[LayerSubspace]] = field(default_factory=dict)
     cache: TargetCache | None = None
     other_rules: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict)
     fingerprint: str = ""
@@ -103,7 +104,7 @@ class Distiller(Member):
 
 @dataclass
 class Bank:
-    """The runs of one (pair, method, rho, seed), ready to train together (a single run: a bank of one)."""
+    """Runs of one (pair, rho, seed), ready to train together (a single run: a bank of one)."""
 
     members: list[Distiller]
     generator: torch.Generator
@@ -119,15 +120,16 @@ class Bank:
 
 
 def bank_problem(runs: Sequence[Run]) -> str | None:
-    """Why ``runs`` cannot form a bank, or None: its members differ only in lambda."""
+    """Why ``runs`` cannot form a bank, or None: they share one (pair, rho, seed), each variant and lambda once."""
     if not runs:
         return "a bank needs at least one run"
-    first = runs[0]
-    shared = [(r.pair, r.method, r.layers, r.rho, r.seed) for r in runs]
-    if len(set(shared)) > 1:
-        return f"the runs of a bank differ only in lambda, but these differ in (pair, method, layers, rho, seed): {sorted(set(shared))}"
-    if len({r.lam for r in runs}) < len(runs):
-        return f"a bank of {first.pair}/{first.variant} lists a lambda twice: {[r.lam for r in runs]}"
+    shared = {(r.pair, r.rho, r.seed) for r in runs}
+    if len(shared) > 1:
+        return f"the runs of a bank share one (pair, rho, seed), but these differ: {sorted(shared)}"
+    cells = [(r.variant, r.lam) for r in runs]
+    twice = sorted({cell for cell in cells if cells.count(cell) > 1})
+    if twice:
+        return f"a bank lists a run twice: {', '.join(f'{variant} lambda {lam}' for variant, lam in twice)}"
     return None
 
 
@@ -141,13 +143,13 @@ def build_distiller(
 def build_bank(
     config: dict[str, Any], runs: Sequence[Run], inputs: RunInputs, device: torch.device, log: logging.Logger | None = None
 ) -> Bank:
-    """Wire the runs of one (pair, method, rho, seed): each student and its objective, the teacher's
-    outputs they share, and the one stream of batches.
+    """Wire runs of one (pair, rho, seed): each student and its objective, the teacher's outputs they share,
+    and the one stream of batches.
 
-    Each member is seeded first, exactly as if it were built alone, so its
-    student's and layer losses' initial weights depend only on its run's seed
-    and config, and its own random state for training is the one it would
-    have alone; then the batch order's generator is seeded as a lone run's.
+    The teacher is tapped at every layer some member aligns, and each member reads its own layers from
+    the one pass. Each member is seeded first, exactly as if it were built alone, so its student's and
+    layer losses' initial weights depend only on its run's seed and config, and its own random state for
+    training is the one it would have alone; then the batch order's generator is seeded as a lone run's.
     """
     problem = bank_problem(runs)
     if problem:
@@ -156,30 +158,35 @@ def build_bank(
         raise ValueError("RunInputs needs exactly one of train_x (fixed images) and train_loader (augmented)")
     first = runs[0]
     training = config["training"]
-    method = get_method(first.method)
+    methods = {run.method: get_method(run.method) for run in runs}
     mode = resolve_mode(training["teacher_outputs"], inputs.augmented)
     layout = memory_format(training["channels_last"], device)
-    taps = None
-    if needs_teacher(method.uses_layers, mode):
+    aligned = {run.variant: aligned_positions(config, run, methods[run.method]) for run in runs}
+    tapped = sorted(set().union(*aligned.values()))
+    taps, teacher_shapes = None, []
+    if any(needs_teacher(method.uses_layers, mode) for method in methods.values()):
         if inputs.teacher is None:
-            raise ValueError(f"method {method.name!r} with teacher_outputs {mode!r} needs the teacher")
-        taps = FeatureTaps(
-            inputs.teacher, paired_layers(config, first, "teacher") if method.uses_layers else [], named_in=inputs.teacher.model
-        )
+            raise ValueError(f"methods {sorted(methods)} with teacher_outputs {mode!r} need the teacher")
+        layers = config["pairs"][first.pair]["teacher"]["layers"]
+        taps = FeatureTaps(inputs.teacher, [layers[i] for i in tapped], named_in=inputs.teacher.model)
+        teacher_shapes = taps.shapes(inputs.val_x[:1].to(device)) if tapped else []
     if mode == "online":
         inputs.teacher.to(memory_format=layout)  # it runs on every batch: in the layout convolutions run fastest
         shared = TeacherPass(taps, autocast_context(training["mixed_precision"], device))
 
-    built, cached = [], None
+    built, cached = [], {}
     for run in runs:
+        picks = [tapped.index(i) for i in aligned[run.variant]]
         seed_everything(run.seed)
         student = build_network(config["pairs"][run.pair]["student"], num_classes=len(config["data"]["subtask_classes"])).to(device)
-        objective = wire_objective(config, run, method, student, taps, inputs, device)
+        objective = wire_objective(config, run, methods[run.method], student, [teacher_shapes[k] for k in picks], inputs, device)
         if mode == "online":
-            teacher = OnlineTeacher(shared, objective, layout)
-        else:  # every lambda's targets are the same: computed (or loaded) once
-            cached = cached or CachedTeacher(cached_outputs(config, run, objective, taps, inputs, device, log), device, layout)
-            teacher = cached
+            teacher = OnlineTeacher(shared, objective, picks, run.variant, layout)
+        else:  # every lambda's targets are the same: computed (or loaded) once per variant
+            if run.variant not in cached:
+                outputs = cached_outputs(config, run, objective, taps, picks, inputs, device, log)
+                cached[run.variant] = CachedTeacher(outputs, device, layout)
+            teacher = cached[run.variant]
         built.append((run, student, objective, teacher, device_rng_state()))
     if mode != "online" and taps is not None:
         taps.remove()
@@ -193,10 +200,26 @@ def build_bank(
         "other_rules": {rule: TensorAccuracy(x.to(device), y.to(device)) for rule, (x, y) in inputs.other_rules.items()},
     }
     members = [
-        Distiller(f"lambda {run.lam}" if len(runs) > 1 else "", student, objective, DistillationData(batches, teacher, **evaluation), rng, run, mode)
+        Distiller(member_name(run, runs), student, objective, DistillationData(batches, teacher, **evaluation), rng, run, mode)
         for run, student, objective, teacher, rng in built
     ]
     return Bank(members, generator, training, inputs.fingerprint)
+
+
+def member_name(run: Run, runs: Sequence[Run]) -> str:
+    """How a member's log lines start: "" alone, "lambda 1" among lambdas, "at lambda 1" among methods."""
+    if len(runs) == 1:
+        return ""
+    if len({r.variant for r in runs}) == 1:
+        return f"lambda {run.lam}"
+    return f"{run.variant} lambda {run.lam}"
+
+
+def aligned_positions(config: dict[str, Any], run: Run, method: Method) -> list[int]:
+    """0-based positions among the pair's paired layers of the layers this run aligns (none: output-only)."""
+    if not method.uses_layers:
+        return []
+    return layer_positions(run.layers, len(config["pairs"][run.pair]["teacher"]["layers"]))
 
 
 def paired_layers(config: dict[str, Any], run: Run, role: str) -> list[str]:
@@ -210,25 +233,25 @@ def wire_objective(
     run: Run,
     method: Method,
     student: nn.Module,
-    teacher_taps: FeatureTaps | None,
+    teacher_shapes: Sequence[tuple[int, int, int]],
     inputs: RunInputs,
     device: torch.device,
 ) -> DistillationObjective:
-    """KD, plus for a layer-wise method one layer loss per paired layer, sized from one example image."""
+    """KD, plus for a layer-wise method one layer loss per paired layer (``teacher_shapes``: the teacher's
+    maps there), sized from one example image."""
     temperature = config["training"]["temperature"]
     if not method.uses_layers:
         return build_objective(method, None, temperature, 0.0)
-    if method.subspace and inputs.subspaces is None:
-        raise ValueError(f"method {method.name!r} needs a fitted {method.subspace!r} subspace")
-    example = inputs.val_x[:1].to(device)
-    student_taps = FeatureTaps(student, paired_layers(config, run, "student"))
     subspaces = None
     if method.subspace:
-        positions = layer_positions(run.layers, len(config["pairs"][run.pair]["teacher"]["layers"]))
-        subspaces = [inputs.subspaces[i] for i in positions]
+        if method.subspace not in inputs.subspaces:
+            raise ValueError(f"method {method.name!r} needs a fitted {method.subspace!r} subspace")
+        subspaces = [inputs.subspaces[method.subspace][i] for i in aligned_positions(config, run, method)]
+    example = inputs.val_x[:1].to(device)
+    student_taps = FeatureTaps(student, paired_layers(config, run, "student"))
     return build_objective(
         method, config["methods"][run.method], temperature, float(run.lam),
-        student_taps, teacher_taps.shapes(example), subspaces, example,
+        student_taps, teacher_shapes, subspaces, example,
     ).to(device)
 
 
@@ -237,11 +260,13 @@ def cached_outputs(
     run: Run,
     objective: DistillationObjective,
     taps: FeatureTaps | None,
+    picks: Sequence[int],
     inputs: RunInputs,
     device: torch.device,
     log: logging.Logger | None,
 ) -> TeacherOutputs:
-    """The teacher's outputs on every fixed training image: its logits, and each layer loss's target."""
+    """The teacher's outputs on every fixed training image: its logits, and each layer loss's target
+    (from the tapped maps at ``picks``)."""
     if inputs.teacher_logits is None:
         raise ValueError("cached teacher outputs need the teacher's logits on the training images")
     if len(inputs.teacher_logits) != len(inputs.train_x):
@@ -250,7 +275,7 @@ def cached_outputs(
         return TeacherOutputs(inputs.teacher_logits)
 
     def compute() -> list[torch.Tensor]:
-        features = teacher_features(taps, inputs.train_x, objective.sizes, device)
+        features = teacher_features(taps, inputs.train_x, objective.sizes, device, picks)
         return layer_targets(objective, [f.to(device) for f in features])
 
     if inputs.cache is None:

@@ -19,7 +19,7 @@ from ..data.sources import split_arrays, study_artifact
 from ..data.tensors import NormalizedImages, batch_indices
 from ..io import file_digest, load_arrays, save_arrays, save_torch, write_json
 from ..methods import get_method
-from ..methods.subspace import fit_subspaces, load_subspaces, save_subspaces
+from ..methods.subspace import fit_subspaces, load_subspace_files, save_subspaces
 from ..models.build import build_network, load_subtask_teacher
 from ..models.taps import FeatureTaps
 from ..provenance import provenance
@@ -119,21 +119,21 @@ class RunFiles:
     """The files one student run reads, as the workflow gives them.
 
     Layer-wise methods and online teacher outputs also need the teacher
-    checkpoint, SubDistill the fitted subspace of this (pair, rho, seed);
-    ``cache_dir`` shares the teacher's layer targets with the runs of the
-    other lambdas.
+    checkpoint, SubDistill the fitted subspace of this (pair, rho, seed) (a
+    bank of several methods: one file per subspace kind); ``cache_dir``
+    shares the teacher's layer targets with the runs of the other lambdas.
     """
 
     splits: Path
     logits: Path
     teacher: Path | None = None
-    subspace: Path | None = None
+    subspaces: tuple[Path, ...] = ()
     cache_dir: Path | None = None
 
 
 def bank_fingerprint(config: dict[str, Any], runs: Sequence[Run], files: RunFiles) -> str:
     """What a resume checkpoint must match: the bank's runs, their settings and their exact input files."""
-    paths = (files.splits, files.logits, files.teacher, files.subspace)
+    paths = (files.splits, files.logits, files.teacher, *files.subspaces)
     digests = [file_digest(path) for path in paths if path is not None]
     return config_hash({"runs": [run.path for run in runs], "config": config, "inputs": digests})
 
@@ -145,7 +145,7 @@ def cache_identity(files: RunFiles, run: Run) -> dict[str, Any]:
     return {
         "teacher": file_digest(files.teacher),
         "splits": file_digest(files.splits),
-        "subspace": file_digest(files.subspace) if files.subspace is not None else None,
+        "subspaces": [file_digest(path) for path in files.subspaces],
         "rho": run.rho,
         "seed": run.seed,
     }
@@ -176,29 +176,30 @@ VALIDATION_OF_RULE = {"oracle": "val", "spurious": SPURIOUS_VAL}
 def load_run_inputs(
     config: dict[str, Any], runs: Sequence[Run], files: RunFiles, device: torch.device, log: logging.Logger
 ) -> RunInputs:
-    """Read the inputs of a bank's runs (one pair, method, rho and seed): images, the teacher's logits, and
-    the teacher and subspace where the method needs them."""
+    """Read the inputs of a bank's runs (one pair, rho and seed): images, the teacher's logits, and the
+    teacher and subspaces where its methods need them."""
     run = runs[0]
     augmented = config["data"]["augment"]
     mode = resolve_mode(config["training"]["teacher_outputs"], augmented)
-    method = get_method(run.method)
+    methods = [get_method(name) for name in dict.fromkeys(r.method for r in runs)]
     rules = config.get("selection", ["oracle"])
     validation = [VALIDATION_OF_RULE[rule] for rule in rules]
     # Augmented training images are decoded batch by batch; fixed ones are held in memory with the rest.
     which = (*(() if augmented else ("train",)), *validation, "test")
     tensors = load_split_tensors(config, files.splits, run.seed, which)
+    teacher_spec = config["pairs"][run.pair]["teacher"]
     teacher = None
-    if needs_teacher(method.uses_layers, mode):
+    if any(needs_teacher(method.uses_layers, mode) for method in methods):
         if files.teacher is None:
-            raise ValueError(f"method {method.name!r} with teacher_outputs {mode!r} needs the teacher checkpoint")
-        teacher = load_subtask_teacher(files.teacher, config["pairs"][run.pair]["teacher"], config["data"]["subtask_classes"], device)
-    subspaces = None
-    if method.subspace:
-        if files.subspace is None:
-            raise ValueError(f"method {method.name!r} needs a fitted subspace file")
-        subspaces = load_subspaces(files.subspace, method.subspace, config["pairs"][run.pair]["teacher"]["layers"])
+            raise ValueError(f"methods {[m.name for m in methods]} with teacher_outputs {mode!r} need the teacher checkpoint")
+        teacher = load_subtask_teacher(files.teacher, teacher_spec, config["data"]["subtask_classes"], device)
+    kinds = {method.subspace for method in methods} - {None}
+    subspaces = load_subspace_files(files.subspaces, teacher_spec["layers"])
+    if kinds - set(subspaces):
+        raise ValueError(f"methods {[m.name for m in methods]} need fitted {sorted(kinds)} subspace files,"
+                         f" given {sorted(subspaces) or 'none'}")
     cache = None
-    if files.cache_dir is not None and method.uses_layers and mode == "cached":
+    if files.cache_dir is not None and mode == "cached" and any(method.uses_layers for method in methods):
         cache = TargetCache(files.cache_dir, cache_identity(files, run))
     others = {rule: (tensors[f"{split}_x"], tensors[f"{split}_y"]) for rule, split in zip(rules[1:], validation[1:])}
     return RunInputs(
@@ -233,7 +234,7 @@ def run_bank(
     log: logging.Logger,
     resume_path: Path | None = None,
 ) -> list[dict[str, Any]]:
-    """Train the students of one (pair, method, rho, seed) together; write each one's ``student.pt`` and
+    """Train the students of one bank together (one pair, rho and seed); write each one's ``student.pt`` and
     ``metrics.json`` into its folder of ``out_dirs``, and return their metrics.
 
     ``resume_path`` holds the bank's per-epoch resume checkpoint (deleted once every output is written).
@@ -244,9 +245,9 @@ def run_bank(
     bank = build_bank(config, runs, load_run_inputs(config, runs, files, device, log), device, log)
     data = bank.members[0].data
     log.info(
-        "bank %s/%s rho %s seed %s: lambdas %s; %d train / %d val / %d test images (%s), teacher outputs %s,"
+        "bank %s rho %s seed %s: %s; %d train / %d val / %d test images (%s), teacher outputs %s,"
         " %d student parameters each, device %s",
-        runs[0].pair, runs[0].variant, runs[0].rho, runs[0].seed, ", ".join(run.lam for run in runs),
+        runs[0].pair, runs[0].rho, runs[0].seed, bank_contents(runs),
         len(data.train_batches), len(data.val_accuracy.y), len(data.test_accuracy.y),
         "augmented" if config["data"]["augment"] else "fixed", bank.teacher_mode,
         sum(p.numel() for p in bank.members[0].student.parameters()), device,
@@ -260,6 +261,14 @@ def run_bank(
     if resume_path is not None:
         resume_path.unlink(missing_ok=True)
     return results
+
+
+def bank_contents(runs: Sequence[Run]) -> str:
+    """Each variant of a bank with its lambdas: "at lambdas 0.1, 1; kd lambda 0"."""
+    lams: dict[str, list[str]] = {}
+    for run in runs:
+        lams.setdefault(run.variant, []).append(run.lam)
+    return "; ".join(f"{variant} lambda{'s' if len(ls) > 1 else ''} {', '.join(ls)}" for variant, ls in lams.items())
 
 
 def write_run_outputs(

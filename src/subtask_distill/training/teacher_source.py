@@ -8,7 +8,7 @@ targets are also stored on disk, keyed by everything they depend on, so the
 runs of the other lambdas load them instead of running the teacher again
 (``training.teacher_cache``). With augmented inputs the teacher runs online,
 on every batch: once per batch for a whole bank (``TeacherPass``), and the
-layer losses' targets, the same for every lambda, once per batch too.
+layer losses' targets, the same for every lambda, once per batch and method too.
 
 A layer loss's ``teacher_target`` may depend on fixed buffers (a subspace) but
 never on trained parameters: that is what lets the targets be shared by every
@@ -50,13 +50,18 @@ def resolve_mode(mode: str, augmented: bool) -> str:
 
 @torch.no_grad()
 def teacher_features(
-    taps: FeatureTaps, x: torch.Tensor, sizes: Sequence[Sequence[int]], device: torch.device, batch_size: int = 256
+    taps: FeatureTaps,
+    x: torch.Tensor,
+    sizes: Sequence[Sequence[int]],
+    device: torch.device,
+    picks: Sequence[int],
+    batch_size: int = 256,
 ) -> list[torch.Tensor]:
-    """The teacher's tapped maps on every image of ``x``, pooled to the aligned sizes, on the CPU."""
-    chunks = [
-        [pool_to(feature, size).float().cpu() for feature, size in zip(taps(x[index].to(device))[1], sizes)]
-        for index in batch_indices(len(x), batch_size)
-    ]
+    """The teacher's maps tapped at ``picks`` on every image of ``x``, pooled to the aligned sizes, on the CPU."""
+    chunks = []
+    for index in batch_indices(len(x), batch_size):
+        features = taps(x[index].to(device))[1]
+        chunks.append([pool_to(features[k], size).float().cpu() for k, size in zip(picks, sizes)])
     return [torch.cat([chunk[layer] for chunk in chunks]) for layer in range(len(sizes))]
 
 
@@ -115,7 +120,7 @@ class TeacherPass:
     """The frozen teacher on a batch, run once however many students of a bank ask for it.
 
     The students of a bank are handed the very same batch tensor one after the other; the pass keeps the
-    last batch's outputs and targets until a new batch comes.
+    last batch's outputs, and the layer targets of each method (by key), until a new batch comes.
     """
 
     def __init__(self, taps: FeatureTaps, autocast=contextlib.nullcontext):
@@ -123,7 +128,7 @@ class TeacherPass:
         self.autocast = autocast
         self._batch: torch.Tensor | None = None
         self._outputs: tuple[torch.Tensor, list[torch.Tensor]] = (torch.empty(0), [])
-        self._targets: list[torch.Tensor] | None = None
+        self._targets: dict[str, list[torch.Tensor]] = {}
 
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -131,26 +136,35 @@ class TeacherPass:
         if x is not self._batch:
             with self.autocast():
                 logits, features = self.taps(x)
-            self._batch, self._outputs, self._targets = x, (logits.float(), [f.float() for f in features]), None
+            self._batch, self._outputs, self._targets = x, (logits.float(), [f.float() for f in features]), {}
         return self._outputs
 
-    def targets(self, x: torch.Tensor, compute: Callable[[list[torch.Tensor]], list[torch.Tensor]]) -> list[torch.Tensor]:
-        """``compute(features)`` on ``x``, once per batch: a bank's students share one method and layer subset."""
+    def targets(self, x: torch.Tensor, key: str, compute: Callable[[list[torch.Tensor]], list[torch.Tensor]]) -> list[torch.Tensor]:
+        """``compute(features)`` on ``x``, once per batch for each ``key``: the members with one method and
+        layer subset share their targets."""
         features = self(x)[1]
-        if self._targets is None:
-            self._targets = compute(features)
-        return self._targets
+        if key not in self._targets:
+            self._targets[key] = compute(features)
+        return self._targets[key]
 
 
 class OnlineTeacher:
     """The frozen teacher run on every batch (needed when the inputs are augmented), as one student reads it:
-    its logits, and the targets of the student's layer losses (one per tapped layer)."""
+    its logits, and the targets of the student's layer losses from the tapped maps at ``picks``; ``key``
+    names the method and layer subset, whose targets every lambda shares."""
 
     def __init__(
-        self, teacher: TeacherPass, objective: DistillationObjective, layout: torch.memory_format = torch.contiguous_format
+        self,
+        teacher: TeacherPass,
+        objective: DistillationObjective,
+        picks: Sequence[int],
+        key: str,
+        layout: torch.memory_format = torch.contiguous_format,
     ):
         self.teacher = teacher
         self.objective = objective
+        self.picks = list(picks)
+        self.key = key
         self.layout = layout
 
     @torch.no_grad()
@@ -158,8 +172,7 @@ class OnlineTeacher:
         logits, _ = self.teacher(x)
         if not self.objective.layer_losses:
             return TeacherOutputs(logits)
-        targets = self.teacher.targets(x, self._targets)
-        return TeacherOutputs(logits, targets)
+        return TeacherOutputs(logits, self.teacher.targets(x, self.key, self._targets))
 
     def _targets(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
-        return in_layout(self.objective.teacher_targets(features), self.layout)
+        return in_layout(self.objective.teacher_targets([features[k] for k in self.picks]), self.layout)
