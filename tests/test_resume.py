@@ -18,8 +18,8 @@ from subtask_distill.training.jobs import RunFiles, run_student
 
 QUIET = logging.getLogger("test")
 
-# Trains VID students in a fresh process: one run (one lambda, outputs in <out>) or a bank (several, outputs in
-# <out>/<lambda>). With KILL_AFTER_EPOCH=k it SIGKILLs itself in the middle of epoch k + 1, after the resume
+# Trains students in a fresh process, each named "<method>-<lambda>": one run (outputs in <out>) or a bank
+# (several, outputs in <out>/<method>-<lambda>). With KILL_AFTER_EPOCH=k it SIGKILLs itself in the middle of epoch k + 1, after the resume
 # checkpoint of epoch k was written: the worst moment, with work in flight.
 RUNNER = textwrap.dedent(
     """
@@ -53,10 +53,11 @@ RUNNER = textwrap.dedent(
         train.save_resume, DistillationObjective.forward = save_then_arm, forward_then_kill
     config = json.loads((folder / "config.json").read_text())
     files = RunFiles(folder / "splits.npz", folder / "logits.npz", teacher=folder / "teacher.pt")
-    out, lams = sys.argv[2], sys.argv[3:]
-    out_dirs = [folder / out] if len(lams) == 1 else [folder / out / lam for lam in lams]
+    out, members = sys.argv[2], sys.argv[3:]
+    out_dirs = [folder / out] if len(members) == 1 else [folder / out / member for member in members]
+    runs = [Run("embedded", method, "1", lam, 0) for method, lam in (member.split("-") for member in members)]
     run_bank(
-        config, [Run("embedded", "vid", "1", lam, 0) for lam in lams], files, out_dirs, torch.device("cpu"),
+        config, runs, files, out_dirs, torch.device("cpu"),
         logging.getLogger("run"), resume_path=folder / (out + "-resume.pt"),
     )
     """
@@ -65,7 +66,7 @@ RUNNER = textwrap.dedent(
 
 @pytest.fixture
 def run_folder(tmp_path, tiny_data, config):
-    """Splits, teacher logits and a random teacher for VID runs of the tiny study (4 epochs)."""
+    """Splits, teacher logits and a random teacher for runs of the tiny study (4 epochs)."""
     _, base = tiny_data
     splits = build_splits(base, config["data"], 1.0, seed=0)
     save_arrays(tmp_path / "splits.npz", splits)
@@ -80,9 +81,10 @@ def run_folder(tmp_path, tiny_data, config):
     return tmp_path
 
 
-def run_in_process(folder, out: str, kill_after: int = 0, lams=("10",)) -> subprocess.CompletedProcess:
+def run_in_process(folder, out: str, kill_after: int = 0, members=("vid-10",)) -> subprocess.CompletedProcess:
     env = {"KILL_AFTER_EPOCH": str(kill_after), "PATH": "/usr/bin:/bin"}
-    return subprocess.run([sys.executable, str(folder / "runner.py"), str(folder), out, *lams], env=env, capture_output=True, text=True)
+    command = [sys.executable, str(folder / "runner.py"), str(folder), out, *members]
+    return subprocess.run(command, env=env, capture_output=True, text=True)
 
 
 def without_timing(history):
@@ -112,24 +114,29 @@ def test_sigkilled_run_resumes_to_identical_metrics_and_weights(run_folder):
     assert not (run_folder / "resumed-resume.pt").exists(), "the resume checkpoint is removed once outputs exist"
 
 
-def test_a_sigkilled_bank_resumes_to_the_uninterrupted_banks_numbers(run_folder):
-    bank_folder, lams = run_folder, ("1", "10")
-    whole = run_in_process(bank_folder, "whole", lams=lams)
+@pytest.mark.parametrize(
+    "members",
+    [("vid-1", "vid-10"), ("kd-0", "at-1", "vid-10")],
+    ids=["bank of lambdas", "bank of methods"],
+)
+def test_a_sigkilled_bank_resumes_to_the_uninterrupted_banks_numbers(run_folder, members):
+    bank_folder = run_folder
+    whole = run_in_process(bank_folder, "whole", members=members)
     assert whole.returncode == 0, whole.stderr
-    killed = run_in_process(bank_folder, "resumed", kill_after=2, lams=lams)
+    killed = run_in_process(bank_folder, "resumed", kill_after=2, members=members)
     assert killed.returncode == -9, killed.stderr
     assert not any((bank_folder / "resumed").glob("*/metrics.json")), "nothing is written before the bank ends"
-    resumed = run_in_process(bank_folder, "resumed", lams=lams)
+    resumed = run_in_process(bank_folder, "resumed", members=members)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming after epoch 2 of 4" in resumed.stderr
-    for lam in lams:
-        a = json.loads((bank_folder / "whole" / lam / "metrics.json").read_text())
-        b = json.loads((bank_folder / "resumed" / lam / "metrics.json").read_text())
-        assert a["bank_size"] == 2 and a["lambda"] == lam
+    for member in members:
+        a = json.loads((bank_folder / "whole" / member / "metrics.json").read_text())
+        b = json.loads((bank_folder / "resumed" / member / "metrics.json").read_text())
+        assert a["bank_size"] == len(members) and f"{a['method']}-{a['lambda']}" == member
         assert without_timing(a["history"]) == without_timing(b["history"])
         assert (a["best_epoch"], a["val_acc"], a["test_acc"]) == (b["best_epoch"], b["val_acc"], b["test_acc"])
-        weights_a = torch.load(bank_folder / "whole" / lam / "student.pt")["state_dict"]
-        weights_b = torch.load(bank_folder / "resumed" / lam / "student.pt")["state_dict"]
+        weights_a = torch.load(bank_folder / "whole" / member / "student.pt")["state_dict"]
+        weights_b = torch.load(bank_folder / "resumed" / member / "student.pt")["state_dict"]
         assert all(torch.equal(weights_a[key], weights_b[key]) for key in weights_a)
     assert not (bank_folder / "resumed-resume.pt").exists()
 
