@@ -19,8 +19,9 @@ method at every lambda) trained three ways: every run alone, a bank per method (
 lambdas``, KD alone), and one wide bank of them all (``training.bank: methods``); with the ceiling that
 the measured T and each method's S set for the wide bank over each of the other two.
 
-With --data, the images per second of the two data paths on fabricated JPEGs: DataLoader workers that
-decode and augment every image every epoch, against decoding once and augmenting on the device.
+With --data, the images per second of the two data paths on fabricated JPEGs carrying the config's
+artifact in every image: DataLoader workers that decode and augment every image every epoch, against
+decoding once and augmenting on the device (also timed without the artifact, to show what drawing it costs).
 
     python benchmarks/banks.py --config configs/paper.yaml --threads 2
     python benchmarks/banks.py --config configs/paper.yaml --threads 2 --wide
@@ -41,9 +42,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from subtask_distill.artifacts import Artifact, build_artifact, get_artifact
 from subtask_distill.config import load_config
 from subtask_distill.data.contamination import NO_ARTIFACT
 from subtask_distill.data.device_augment import AugmentedBatches, decode_once
+from subtask_distill.data.embedded import load_digit_halves
 from subtask_distill.data.imagenet import SplitView, WadingBirds, make_loader
 from subtask_distill.methods import get_method
 from subtask_distill.models.build import build_network
@@ -270,7 +273,8 @@ def print_row(row: Row) -> None:
 
 
 def fabricate_jpegs(folder: Path, count: int, size: tuple[int, int] = (375, 500)) -> SplitView:
-    """``count`` photograph-sized JPEGs (ImageNet's commonest size), as a clean training split."""
+    """``count`` photograph-sized JPEGs (ImageNet's commonest size), as a training split that carries the
+    artifact in every image (rho 1, the costliest), instance k % 10 of class k % 5."""
     rng = np.random.RandomState(0)
     paths = []
     for k in range(count):
@@ -280,23 +284,47 @@ def fabricate_jpegs(folder: Path, count: int, size: tuple[int, int] = (375, 500)
         Image.fromarray(image).save(folder / f"{k}.JPEG", quality=90)
         paths.append(f"{k}.JPEG")
     n = len(paths)
-    return SplitView(np.array(paths), np.zeros(n, int), np.full(n, NO_ARTIFACT), np.zeros(n, int), np.arange(n))
+    return SplitView(np.array(paths), np.arange(n) % 5, np.arange(n) % 5, np.arange(n) % 10, np.arange(n))
+
+
+def bundled_artifact(data_cfg: dict) -> Artifact:
+    """The config's artifact; a digit draws from scikit-learn's bundled digits as MNIST-like bytes."""
+    pools = None
+    if get_artifact(data_cfg["artifact"]["kind"]).uses_digits:
+        halves = load_digit_halves(len(data_cfg["subtask_classes"]), patch=8)
+        pools = {name: ((halves[f"digits_{name}"] * 255).round().astype(np.uint8), halves[f"digits_{name}_y"])
+                 for name in ("train", "test")}
+    return build_artifact(data_cfg, pools)
 
 
 @dataclass
 class DataPaths:
-    workers_per_second: float  # DataLoader workers: decode + augment, every epoch
+    workers_per_second: float  # DataLoader workers: decode + augment + artifact, every epoch
     decode_per_second: float  # decode once
-    augment_per_second: float  # on-device augmentation, every epoch
+    augment_per_second: float  # on-device augmentation + artifact, every epoch
+    clean_augment_per_second: float  # on-device augmentation of images without the artifact
     decoded_bytes_per_image: float
 
 
-def measure_data_paths(count: int, batch: int, workers: int, image_size: int, max_side: int, device: torch.device) -> DataPaths:
-    """One epoch of each data path over ``count`` fabricated JPEGs (the best of two)."""
-    batch = min(batch, count)
+def epoch_seconds(batches: AugmentedBatches, device: torch.device) -> float:
+    """The fastest of two epochs of on-device augmentation."""
+    seconds = []
+    for epoch in range(2):
+        start = time.perf_counter()
+        for _ in batches(torch.Generator().manual_seed(epoch)):
+            pass
+        synchronize(device)
+        seconds.append(time.perf_counter() - start)
+    return min(seconds)
+
+
+def measure_data_paths(count: int, batch: int, workers: int, data_cfg: dict, device: torch.device) -> DataPaths:
+    """One epoch of each data path over ``count`` fabricated JPEGs carrying the config's artifact (the best of two)."""
+    batch, image_size = min(batch, count), data_cfg["image_size"]
+    artifact = bundled_artifact(data_cfg)
     with tempfile.TemporaryDirectory() as folder:
         view = fabricate_jpegs(Path(folder), count)
-        dataset = WadingBirds(Path(folder), view, None, "train", image_size)
+        dataset = WadingBirds(Path(folder), view, artifact, "train", image_size)
         loader = make_loader(dataset, batch, True, workers, torch.Generator().manual_seed(0), device.type == "cuda")
         loader_seconds = []
         for _ in range(2):
@@ -306,24 +334,21 @@ def measure_data_paths(count: int, batch: int, workers: int, image_size: int, ma
             synchronize(device)
             loader_seconds.append(time.perf_counter() - start)
         start = time.perf_counter()
-        images = decode_once(Path(folder), view, max_side, workers)
+        images = decode_once(Path(folder), view, data_cfg["decoded_max_side"], workers)
         decode_seconds = time.perf_counter() - start
-        batches = AugmentedBatches(images, view, None, batch, image_size, device)
-        augment_seconds = []
-        for epoch in range(2):
-            start = time.perf_counter()
-            for x, _ in batches(torch.Generator().manual_seed(epoch)):
-                pass
-            synchronize(device)
-            augment_seconds.append(time.perf_counter() - start)
+        marked = AugmentedBatches(images, view, artifact, batch, image_size, device)
+        clean_view = SplitView(view.paths, view.labels, np.full(count, NO_ARTIFACT), view.instance, view.image_id)
+        clean = AugmentedBatches(marked.images, clean_view, artifact, batch, image_size, device)
         seen = count - count % batch  # the loader drops the last partial batch
-        return DataPaths(seen / min(loader_seconds), count / decode_seconds, count / min(augment_seconds), images.nbytes / count)
+        return DataPaths(seen / min(loader_seconds), count / decode_seconds, count / epoch_seconds(marked, device),
+                         count / epoch_seconds(clean, device), images.nbytes / count)
 
 
 def print_data_paths(paths: DataPaths, epochs: int) -> None:
     once = 1.0 / (1.0 / paths.augment_per_second + 1.0 / (epochs * paths.decode_per_second))
-    print(f"data path: workers {paths.workers_per_second:.0f} img/s; decode once {paths.decode_per_second:.0f} img/s,"
-          f" then on-device augmentation {paths.augment_per_second:.0f} img/s ({once:.0f} img/s over {epochs} epochs,"
+    print(f"data path, the artifact in every image: workers {paths.workers_per_second:.0f} img/s; decode once"
+          f" {paths.decode_per_second:.0f} img/s, then on-device augmentation {paths.augment_per_second:.0f} img/s"
+          f" ({paths.clean_augment_per_second:.0f} img/s without the artifact; {once:.0f} img/s over {epochs} epochs,"
           f" {once / paths.workers_per_second:.1f}x the workers); {paths.decoded_bytes_per_image / 1e6:.2f} MB per decoded image",
           flush=True)
 
@@ -373,8 +398,7 @@ def main() -> None:
         for pair in pairs:
             measure_pair(config, pair, methods, device, args)
     if args.data:
-        data = config["data"]
-        paths = measure_data_paths(args.data_images, 32, args.workers, data["image_size"], data["decoded_max_side"], device)
+        paths = measure_data_paths(args.data_images, 32, args.workers, config["data"], device)
         print_data_paths(paths, config["training"]["epochs"])
 
 

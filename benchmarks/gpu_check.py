@@ -91,10 +91,8 @@ def main() -> None:
                      (("alone", row.solo), ("banks of lambdas", row.lambdas), ("one bank", row.wide))}
             print(f"  grid of {pair}: " + ", ".join(f"{h:.0f} GPU-hours {way}" for way, h in hours.items()) +
                   f"; peak {row.wide_peak_mb:.0f} MB in one bank of {row.n}")
-    data = paper["data"]
     count = 16 if args.quick else 2048
-    paths = measure_data_paths(count, batch, min(args.workers, 2) if args.quick else args.workers,
-                               data["image_size"], data["decoded_max_side"], device)
+    paths = measure_data_paths(count, batch, min(args.workers, 2) if args.quick else args.workers, paper["data"], device)
     print()
     print_data_paths(paths, paper["training"]["epochs"])
     print(f"decoded training images of one job: {args.train_images * paths.decoded_bytes_per_image / 1e9:.1f} GB")

@@ -4,6 +4,7 @@ import copy
 
 import numpy as np
 import pytest
+import torch
 
 from subtask_distill.artifacts import ArtifactContext, build_artifact, get_artifact, list_artifacts
 from subtask_distill.data.contamination import (
@@ -84,6 +85,27 @@ def test_removing_an_artifact_restores_or_replaces_exactly_its_region(kind, size
             assert not np.array_equal(removed[rows, cols], drawn[rows, cols])
         else:
             assert np.array_equal(removed[rows, cols], clean[rows, cols])
+
+
+# The kinds whose batches are drawn with tensor arithmetic, on the device that holds them: a batch augmented on
+# the GPU never goes back to the host for its artifact.
+DRAWN_AS_TENSORS = {"digit", "mark", "watermark"}
+
+
+@pytest.mark.parametrize("size", [32, 224])
+@pytest.mark.parametrize("kind, options", [(kind, {}) for kind in KINDS] + [("digit", {"style": "strokes"})])
+def test_a_batch_is_drawn_as_each_of_its_images_alone(kind, options, size, mnist, monkeypatch):
+    pools = {name: (mnist[f"{name}_images"], mnist[f"{name}_labels"]) for name in ("train", "test")}
+    artifact = get_artifact(kind)(ArtifactContext(size, CLASSES, 0, pools), **options)
+    images = np.stack([photo(seed, size) for seed in range(7)])
+    codes = np.arange(7) % CLASSES if artifact.class_coded else np.zeros(7, np.int64)
+    chosen = np.array([instances(artifact, int(code))[k % 2 - 1] for k, code in enumerate(codes)])  # first or last
+    expected = np.stack([artifact.draw(image, int(c), int(i), "train") for image, c, i in zip(images, codes, chosen)])
+    if kind in DRAWN_AS_TENSORS:
+        monkeypatch.setattr(artifact, "draw", lambda *args: pytest.fail(f"{kind} drew a batch image by image on the host"))
+    batch = artifact.draw_batch(torch.from_numpy(images).permute(0, 3, 1, 2), codes, chosen, "train")
+    assert batch.dtype == torch.uint8
+    assert np.array_equal(batch.permute(0, 2, 3, 1).numpy(), expected)
 
 
 def test_the_patch_artifacts_fit_the_top_left_occlusion_patch_and_the_others_span_several(mnist):

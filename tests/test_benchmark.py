@@ -49,7 +49,8 @@ def test_bank_benchmark_reports_each_mode_the_ceiling_and_the_share_of_it_reache
     n = 5  # the paper's lambdas
     assert abs(ceiling - n * (teacher + student) / (teacher + n * student)) < 0.02
     assert abs(bank_over_solo - bank / solo) < 0.02 and abs(share - 100 * bank_over_solo / ceiling) < 1.5
-    assert "data path: workers" in out and "then on-device augmentation" in out
+    assert "data path, the artifact in every image: workers" in out and "then on-device augmentation" in out
+    assert "img/s without the artifact" in out
 
 
 def test_wide_bank_benchmark_reports_a_whole_cell_three_ways_against_its_ceilings():

@@ -112,3 +112,12 @@ class Digit(Artifact):
         corner = out[:p, :p].astype(np.float32)
         out[:p, :p] = np.round(draw_digits(corner, self.glyph(pool, instance), self.style)).astype(np.uint8)
         return out
+
+    def draw_batch(self, images: torch.Tensor, codes: np.ndarray, instances: np.ndarray, pool: str) -> torch.Tensor:
+        p = self.patch
+        glyphs = np.stack([self.glyph(pool, int(i)) for i in instances]) if len(instances) else np.empty((0, p, p), np.float32)
+        corners = images[:, :, :p, :p].permute(0, 2, 3, 1).float()
+        drawn = draw_digits(corners, torch.from_numpy(glyphs).to(images.device), self.style)
+        out = images.clone()
+        out[:, :, :p, :p] = drawn.round_().to(torch.uint8).permute(0, 3, 1, 2)
+        return out

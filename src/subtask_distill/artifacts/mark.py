@@ -7,6 +7,7 @@ occlusion's artifact patch is the same), ``size`` times the patch's side.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .registry import GRID, Artifact, ArtifactContext, Region, register_artifact
 
@@ -51,4 +52,10 @@ class ColourMark(Artifact):
         out = image.copy()
         rows, cols = self._region.slices
         out[rows, cols] = PALETTE[code]
+        return out
+
+    def draw_batch(self, images: torch.Tensor, codes: np.ndarray, instances: np.ndarray, pool: str) -> torch.Tensor:
+        out = images.clone()
+        rows, cols = self._region.slices
+        out[:, :, rows, cols] = torch.from_numpy(PALETTE[np.asarray(codes, dtype=np.int64)]).to(images.device)[:, :, None, None]
         return out

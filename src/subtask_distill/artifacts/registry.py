@@ -16,6 +16,9 @@ job runs. Kinds come in two codings:
 Every kind works on one uint8 H x W x 3 image at a time, at any size (32 px
 embedded images, 224 px ImageNet crops: it is drawn after the crop), and is a
 pure function of (image, code, instance), so contamination is deterministic.
+``draw_batch`` draws a whole batch of uint8 B x 3 x H x W tensors the same
+way; kinds whose drawing is tensor arithmetic override it, so that a batch
+augmented on the GPU is drawn there.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
 import numpy as np
+import torch
 
 GRID = 4  # occlusion's patch grid, and the digit's corner patch: image size / GRID
 
@@ -92,6 +96,15 @@ class Artifact:
     def draw(self, image: np.ndarray, code: int, instance: int, pool: str) -> np.ndarray:
         """A copy of ``image`` carrying instance ``instance`` (of class ``code``); pixels outside the region unchanged."""
         raise NotImplementedError
+
+    def draw_batch(self, images: torch.Tensor, codes: np.ndarray, instances: np.ndarray, pool: str) -> torch.Tensor:
+        """``images`` (uint8 B x 3 x H x W, on any device), image k carrying instance ``instances[k]`` (of class
+        ``codes[k]``): the pixels ``draw`` gives each. This default draws on the host, image by image."""
+        if len(images) == 0:
+            return images
+        host = images.permute(0, 2, 3, 1).cpu().numpy()
+        drawn = np.stack([self.draw(image, int(c), int(i), pool) for image, c, i in zip(host, codes, instances)])
+        return torch.from_numpy(drawn).permute(0, 3, 1, 2).to(images.device)
 
     def grid_patch(self, instance: int) -> int | None:
         """The patch of the 4 x 4 occlusion grid that holds the whole region, or None when it spans several."""

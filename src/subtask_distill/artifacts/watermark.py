@@ -12,6 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from .registry import Artifact, ArtifactContext, Region, register_artifact
@@ -59,4 +60,14 @@ class TextWatermark(Artifact):
         rows, cols = self.region(instance).slices
         below = out[rows, cols].astype(np.float32)
         out[rows, cols] = np.round(below * (1 - self.alpha) + 255.0 * self.alpha).astype(np.uint8)
+        return out
+
+    def draw_batch(self, images: torch.Tensor, codes: np.ndarray, instances: np.ndarray, pool: str) -> torch.Tensor:
+        out = images.clone()
+        alpha = torch.from_numpy(self.alpha).permute(2, 0, 1).to(images.device)
+        for instance in np.unique(instances):
+            chosen = torch.from_numpy(np.flatnonzero(instances == instance)).to(images.device)
+            rows, cols = self.region(int(instance)).slices
+            below = out[chosen][:, :, rows, cols].float()
+            out[chosen, :, rows, cols] = (below * (1 - alpha) + 255.0 * alpha).round_().to(torch.uint8)
         return out

@@ -7,7 +7,7 @@ processes; here the decoding happens once per job. Each image is kept at its own
 its longer side exceeds ``data.decoded_max_side``, at the top left of a canvas of that side. Crop boxes
 are drawn in the original image's pixels with torchvision's algorithm (so their areas and aspect ratios
 follow RandomResizedCrop's distribution) and mapped onto the kept pixels. The artifact is drawn after the
-crop by the artifact's own ``draw``, exactly as the DataLoader path draws it.
+crop by the artifact's ``draw_batch``, the pixels the DataLoader path's ``draw`` gives.
 """
 
 from __future__ import annotations
@@ -179,16 +179,13 @@ class AugmentedBatches:
         return (images.float() / 255.0 - self.mean) / self.std
 
     def with_artifacts(self, images: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-        """The artifact drawn, after the crop, into the images that carry one (by the artifact's own draw)."""
+        """The artifact drawn, after the crop, into the images that carry one (by the artifact's ``draw_batch``,
+        on the device for the kinds that draw with tensor arithmetic)."""
         codes = self.view.artifact[index.numpy()]
         marked = np.flatnonzero(codes != NO_ARTIFACT)
         if len(marked) == 0:
             return images
-        host = images[torch.from_numpy(marked).to(images.device)].permute(0, 2, 3, 1).cpu().numpy()
-        instances = self.view.instance[index.numpy()]
-        drawn = np.stack([
-            self.artifact.draw(image, int(codes[k]), int(instances[k]), self.view.pool) for image, k in zip(host, marked)
-        ])
-        images = images.clone()
-        images[torch.from_numpy(marked).to(images.device)] = torch.from_numpy(drawn).permute(0, 3, 1, 2).to(images.device)
+        rows = torch.from_numpy(marked).to(images.device)
+        instances = self.view.instance[index.numpy()][marked]
+        images[rows] = self.artifact.draw_batch(images[rows], codes[marked], instances, self.view.pool)
         return images
