@@ -114,10 +114,12 @@ class Digit(Artifact):
         return out
 
     def draw_batch(self, images: torch.Tensor, codes: np.ndarray, instances: np.ndarray, pool: str) -> torch.Tensor:
+        if len(images) == 0:
+            return images
         p = self.patch
-        glyphs = np.stack([self.glyph(pool, int(i)) for i in instances]) if len(instances) else np.empty((0, p, p), np.float32)
+        glyphs = torch.from_numpy(np.stack([self.glyph(pool, int(i)) for i in instances])).to(images.device, non_blocking=True)
         corners = images[:, :, :p, :p].permute(0, 2, 3, 1).float()
-        drawn = draw_digits(corners, torch.from_numpy(glyphs).to(images.device), self.style)
+        drawn = draw_digits(corners, glyphs, self.style)
         out = images.clone()
         out[:, :, :p, :p] = drawn.round_().to(torch.uint8).permute(0, 3, 1, 2)
         return out

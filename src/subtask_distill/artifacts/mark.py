@@ -57,5 +57,6 @@ class ColourMark(Artifact):
     def draw_batch(self, images: torch.Tensor, codes: np.ndarray, instances: np.ndarray, pool: str) -> torch.Tensor:
         out = images.clone()
         rows, cols = self._region.slices
-        out[:, :, rows, cols] = torch.from_numpy(PALETTE[np.asarray(codes, dtype=np.int64)]).to(images.device)[:, :, None, None]
+        colours = torch.from_numpy(PALETTE[np.asarray(codes, dtype=np.int64)]).to(images.device, non_blocking=True)
+        out[:, :, rows, cols] = colours[:, :, None, None]
         return out

@@ -64,10 +64,10 @@ class TextWatermark(Artifact):
 
     def draw_batch(self, images: torch.Tensor, codes: np.ndarray, instances: np.ndarray, pool: str) -> torch.Tensor:
         out = images.clone()
-        alpha = torch.from_numpy(self.alpha).permute(2, 0, 1).to(images.device)
+        alpha = torch.from_numpy(self.alpha).permute(2, 0, 1).to(images.device, non_blocking=True)
         for instance in np.unique(instances):
-            chosen = torch.from_numpy(np.flatnonzero(instances == instance)).to(images.device)
+            chosen = torch.from_numpy(np.flatnonzero(instances == instance)).to(images.device, non_blocking=True)
             rows, cols = self.region(int(instance)).slices
-            below = out[chosen][:, :, rows, cols].float()
+            below = out[chosen, :, rows, cols].float()
             out[chosen, :, rows, cols] = (below * (1 - alpha) + 255.0 * alpha).round_().to(torch.uint8)
         return out

@@ -170,10 +170,11 @@ class AugmentedBatches:
         crops = sample_crops(self.images.original[index], generator).double()
         flips = torch.rand(len(index), generator=generator) < 0.5
         scale = (self.images.kept[index] / self.images.original[index]).double().repeat(1, 2)
-        boxes = (crops * scale).float().to(self.device)
-        pixels = self.images.pixels[index.to(self.device)]
+        # Host-to-device copies without non_blocking would wait for the GPU to finish the previous step.
+        boxes = (crops * scale).float().to(self.device, non_blocking=True)
+        pixels = self.images.pixels[index.to(self.device, non_blocking=True)]
         resized = crop_and_resize(pixels, boxes, self.image_size)
-        resized = torch.where(flips.to(self.device).view(-1, 1, 1, 1), resized.flip(-1), resized)
+        resized = torch.where(flips.to(self.device, non_blocking=True).view(-1, 1, 1, 1), resized.flip(-1), resized)
         images = resized.round_().clamp_(0, 255).to(torch.uint8)
         images = self.with_artifacts(images, index)
         return (images.float() / 255.0 - self.mean) / self.std
@@ -185,7 +186,7 @@ class AugmentedBatches:
         marked = np.flatnonzero(codes != NO_ARTIFACT)
         if len(marked) == 0:
             return images
-        rows = torch.from_numpy(marked).to(images.device)
+        rows = torch.from_numpy(marked).to(images.device, non_blocking=True)
         instances = self.view.instance[index.numpy()][marked]
         images[rows] = self.artifact.draw_batch(images[rows], codes[marked], instances, self.view.pool)
         return images
